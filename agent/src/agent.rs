@@ -1,0 +1,173 @@
+//! One running agent: the blob store, the swarm session, the tracker and
+//! origin clients, and the registry API server, started together and shut
+//! down together. The binary runs one; tests run several in one process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_swarm::session::{Session, SessionConfig, SessionError};
+use shoal_swarm::store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{ApiState, router};
+use crate::blobs::{BlobPolicy, Blobs};
+use crate::config::Settings;
+use crate::origin::{OriginError, Origins};
+use crate::tracker::{Identity, Tracker};
+
+/// How long in-flight responses get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The cache directory could not be opened.
+    #[error("opening the blob cache")]
+    Store(#[from] StoreError),
+    /// The peer listener could not start.
+    #[error("starting the swarm session")]
+    Session(#[from] SessionError),
+    /// The tracker URL is unusable.
+    #[error("tracker URL")]
+    Tracker(#[from] tonic::transport::Error),
+    /// The origin client could not be built.
+    #[error("origin client")]
+    Origins(#[from] OriginError),
+    /// The registry API address could not be bound.
+    #[error("binding the registry API on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running agent.
+pub struct Agent {
+    registry_addr: SocketAddr,
+    blobs: Blobs,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    server: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Opens the cache, starts the swarm session, seeds and announces what
+    /// the cache holds, and serves the registry API.
+    pub async fn start(settings: Settings) -> Result<Agent, StartError> {
+        let store = Store::open(&settings.data_dir, settings.cache_bytes).await?;
+        let session = Session::start(
+            SessionConfig {
+                listen: settings.peer_listen,
+                upload_limit: settings.upload_limit,
+                download_limit: settings.download_limit,
+                ..SessionConfig::default()
+            },
+            store,
+        )
+        .await?;
+        let identity = Identity {
+            id: session.peer_id(),
+            port: session.local_addr().port(),
+            zone: settings.zone.clone(),
+        };
+        let tracker = Tracker::new(
+            settings.tracker.as_deref(),
+            settings.metainfo_wait,
+            identity,
+        )?;
+        let origins = Arc::new(Origins::new(
+            settings.ring.clone(),
+            settings.origin_timeout,
+            settings.metainfo_wait,
+        )?);
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let blobs = Blobs::new(
+            session,
+            tracker,
+            origins,
+            BlobPolicy {
+                small_blob_bytes: settings.small_blob_bytes,
+                stall_timeout: settings.stall_timeout,
+            },
+            shutdown.clone(),
+            tasks.clone(),
+        );
+        blobs.seed_cached().await;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let registry_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        let app = router(ApiState {
+            blobs: blobs.clone(),
+            default_registry: settings.default_registry.as_deref().map(Arc::from),
+        });
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "registry API server failed");
+            }
+        });
+        tracing::info!(
+            registry = %registry_addr,
+            peers = %blobs.session().local_addr(),
+            peer_id = %blobs.session().peer_id(),
+            "agent serving"
+        );
+        Ok(Agent {
+            registry_addr,
+            blobs,
+            shutdown,
+            tasks,
+            server,
+        })
+    }
+
+    /// Where the registry API listens.
+    pub fn registry_addr(&self) -> SocketAddr {
+        self.registry_addr
+    }
+
+    /// Where peers reach this agent.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.blobs.session().local_addr()
+    }
+
+    /// The blob paths (for status and tests).
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// Stops serving (in-flight responses get a short grace), stops every
+    /// torrent and waits for the agent's tasks.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+        self.blobs.session().shutdown().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! Blob GET and HEAD. Headers go out once the first requested piece is
+//! verified (so a download that cannot start is still a clean OCI error),
+//! then the body streams; HEAD learns the length without downloading.
+
+use std::ops::Range;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use shoal_registry::{ErrorCode, OciError};
+use shoal_swarm::Digest;
+
+use super::range::{Requested, requested};
+use super::{ApiState, body};
+use crate::blobs::{BlobError, Opened};
+use crate::origin::{Location, error_chain};
+
+pub(super) async fn serve(
+    state: &ApiState,
+    at: &Location,
+    digest: &Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, OciError> {
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if head {
+        let length = state.blobs.length(digest, at).await.map_err(oci)?;
+        return Ok(respond(
+            digest,
+            length,
+            Some(0..length),
+            Body::empty(),
+            false,
+        ));
+    }
+    match state.blobs.open(digest, at).await.map_err(oci)? {
+        Opened::Complete(reader) => {
+            let length = reader.len();
+            let (range, partial) = pick(range_header, length)?;
+            let body = body::complete(reader, range.clone());
+            Ok(respond(digest, length, Some(range), body, partial))
+        }
+        Opened::Streaming(fetch) => {
+            let length = fetch.metainfo().length();
+            let (range, partial) = pick(range_header, length)?;
+            if !range.is_empty() {
+                let first = (range.start / u64::from(fetch.metainfo().piece_length())) as u32;
+                fetch.stream_position(first);
+                fetch.partial().wait_piece(first).await.map_err(|e| {
+                    OciError::new(
+                        ErrorCode::Unavailable,
+                        format!("blob download failed: {}", error_chain(&e)),
+                    )
+                })?;
+            }
+            let body = body::streaming(fetch, range.clone());
+            Ok(respond(digest, length, Some(range), body, partial))
+        }
+        Opened::Passthrough(passthrough) => {
+            let length = passthrough.length;
+            let body = body::passthrough(passthrough.chunks);
+            Ok(respond(digest, length, None, body, false))
+        }
+    }
+}
+
+/// The bytes to send and whether that is a 206.
+fn pick(range_header: Option<&str>, length: u64) -> Result<(Range<u64>, bool), OciError> {
+    match requested(range_header, length) {
+        Requested::Whole => Ok((0..length, false)),
+        Requested::Part(range) => Ok((range, true)),
+        Requested::Unsatisfiable => Err(OciError::new(
+            ErrorCode::RangeInvalid,
+            format!("range not satisfiable for a blob of {length} bytes"),
+        )),
+    }
+}
+
+fn respond(
+    digest: &Digest,
+    length: u64,
+    range: Option<Range<u64>>,
+    body: Body,
+    partial: bool,
+) -> Response {
+    let sent = range.clone().unwrap_or(0..length);
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(sent.end - sent.start),
+    );
+    if let Ok(value) = HeaderValue::from_str(&digest.to_string()) {
+        headers.insert("docker-content-digest", value);
+    }
+    if range.is_some() {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if partial {
+        let content_range = format!("bytes {}-{}/{length}", sent.start, sent.end - 1);
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    response
+}
+
+fn oci(error: BlobError) -> OciError {
+    match error {
+        BlobError::Unknown => OciError::new(ErrorCode::BlobUnknown, "blob unknown to upstream"),
+        BlobError::Unavailable(why) => {
+            OciError::new(ErrorCode::Unavailable, format!("blob not available: {why}"))
+        }
+    }
+}

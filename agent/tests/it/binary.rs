@@ -1,0 +1,135 @@
+//! The `shoal-agent` binary: flags and the config file, refusals naming the
+//! bad key, the registry API over a real process, and `configure`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shoal-agent");
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_with_flags_over_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("origin-0", &dir.path().join("origin")).await;
+    let layer = origin.add_random(2 << 20, 5).await;
+    let port = free_port();
+    let config = dir.path().join("agent.toml");
+    // The file says one thing, the flags another: flags win.
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:1\"\ndata_dir = \"/nonexistent/x\"\ntracker = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--peer-listen", "127.0.0.1:0", "--tracker", ""])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--origin")
+        .arg(format!(
+            "{}=http://{},peer={}",
+            origin.name, origin.http, origin.peer
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the agent binary starts");
+    let _running = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/v2/")).await {
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers()["docker-distribution-api-version"],
+                "registry/2.0"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the agent did not start serving");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _, body) = get(&format!("{base}/v2/app/blobs/{layer}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sha256(&body), layer);
+}
+
+#[test]
+fn a_bad_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    for (text, key) in [
+        ("listn = \"127.0.0.1:5050\"\n", "listn"),
+        ("tracker = \"grpc://x\"\n", "tracker"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let output = Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{text}: {stderr}");
+    }
+    let output = Command::new(BIN)
+        .args(["--origin", "no-peer=http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--origin"));
+}
+
+#[test]
+fn configure_subcommands_write_runtime_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("certs.d");
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let hosts_arg = hosts.to_str().unwrap();
+    let args = [
+        "configure",
+        "containerd",
+        "--registries",
+        "docker.io,ghcr.io",
+        "--hosts-dir",
+        hosts_arg,
+        "--agent-url",
+        "http://127.0.0.1:5999",
+    ];
+    assert_eq!(run(&args).matches("wrote").count(), 2);
+    assert_eq!(run(&args).matches("unchanged").count(), 2);
+    let docker = std::fs::read_to_string(hosts.join("docker.io/hosts.toml")).unwrap();
+    assert!(docker.contains("server = \"https://registry-1.docker.io\""));
+    assert!(docker.contains("[host.\"http://127.0.0.1:5999\"]"));
+    let daemon = dir.path().join("daemon.json");
+    std::fs::write(&daemon, "{\"debug\": true}").unwrap();
+    run(&[
+        "configure",
+        "docker",
+        "--daemon-json",
+        daemon.to_str().unwrap(),
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&daemon).unwrap()).unwrap();
+    assert_eq!(json["debug"], true);
+    assert_eq!(json["registry-mirrors"][0], "http://127.0.0.1:5050");
+}

@@ -1,0 +1,20 @@
+//! The Docker Registry HTTP API v2 / OCI distribution vocabulary that the
+//! origin (which serves it to agents) and the agent (which serves it to
+//! docker, containerd and skopeo) share, so both check input the same way.
+//!
+//! - [`reference`]: repository names, tags, digests, registry namespaces and
+//!   the read routes, parsed from raw request paths.
+//! - [`error`]: OCI error codes and their JSON bodies as axum responses.
+//! - [`media`]: manifest media types and the `Accept` header clients send.
+//! - [`layout`]: writing OCI image layouts of synthetic images (the demo's
+//!   embedded upstream, the tests' images).
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod error;
+pub mod layout;
+pub mod media;
+pub mod reference;
+
+pub use error::{ErrorCode, OciError};
+pub use reference::{ManifestReference, ReferenceError, RegistryRoute, RepositoryName};

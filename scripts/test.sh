@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need (idempotently), then runs
+# formatting, lints and every test in the workspace. CI (.ci/run) calls exactly
+# this; it must pass on a fresh Debian machine that has only the Rust toolchain.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+. scripts/lib/install.sh
+
+# A target dir outside the clone lets repeat CI runs of fresh clones reuse
+# compiled dependencies; a fresh machine simply builds it from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shoal/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step "toolchain components"
+ensure_rustup_components rustfmt clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "test services"
+# Real counterparts the tests start themselves on loopback, and fail (not
+# skip) without: redis-server for the tracker's Redis store, the CNCF
+# distribution registry as the upstream, skopeo as a pulling and pushing
+# client.
+ensure_debian_packages redis-server docker-registry skopeo
+
+step "cargo test"
+cargo test --workspace --all-targets --locked
+
+step "all tests passed"

@@ -1,0 +1,178 @@
+//! Which pieces of a blob a peer holds. Bit order matches BitTorrent's: the
+//! most significant bit of byte 0 is piece 0, and spare bits at the end must
+//! be zero so that two encodings of the same set are byte-identical.
+
+/// A fixed-length set of piece indices.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Bitfield {
+    bytes: Vec<u8>,
+    len: u32,
+    ones: u32,
+}
+
+/// Why wire bytes could not become a [`Bitfield`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BitfieldError {
+    /// The byte length does not match the piece count.
+    #[error("bitfield has {got} bytes, expected {expected} for {pieces} pieces")]
+    WrongLength {
+        /// Bytes received.
+        got: usize,
+        /// Bytes required by the piece count.
+        expected: usize,
+        /// The blob's piece count.
+        pieces: u32,
+    },
+    /// A bit past the last piece is set.
+    #[error("bitfield sets bits beyond the last piece")]
+    SpareBitsSet,
+}
+
+impl Bitfield {
+    /// An empty set for a blob of `len` pieces.
+    pub fn new(len: u32) -> Self {
+        Bitfield {
+            bytes: vec![0; Self::byte_len(len)],
+            len,
+            ones: 0,
+        }
+    }
+
+    /// The set of all `len` pieces, as a seeder holds.
+    pub fn full(len: u32) -> Self {
+        let mut bf = Self::new(len);
+        for i in 0..len {
+            bf.set(i);
+        }
+        bf
+    }
+
+    /// Parses the wire form, checked against the blob's piece count.
+    pub fn from_bytes(bytes: &[u8], len: u32) -> Result<Self, BitfieldError> {
+        let expected = Self::byte_len(len);
+        if bytes.len() != expected {
+            return Err(BitfieldError::WrongLength {
+                got: bytes.len(),
+                expected,
+                pieces: len,
+            });
+        }
+        let spare = (expected * 8) as u64 - u64::from(len);
+        if spare > 0 {
+            let mask = (1u8 << spare) - 1;
+            if bytes[expected - 1] & mask != 0 {
+                return Err(BitfieldError::SpareBitsSet);
+            }
+        }
+        let ones = bytes.iter().map(|b| b.count_ones()).sum();
+        Ok(Bitfield {
+            bytes: bytes.to_vec(),
+            len,
+            ones,
+        })
+    }
+
+    /// Bytes needed to hold `len` bits.
+    pub fn byte_len(len: u32) -> usize {
+        (len as usize).div_ceil(8)
+    }
+
+    /// The wire form.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Number of pieces of the blob (set or not).
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// True for a blob of zero pieces.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of pieces held.
+    pub fn count(&self) -> u32 {
+        self.ones
+    }
+
+    /// True once every piece is held.
+    pub fn is_complete(&self) -> bool {
+        self.ones == self.len
+    }
+
+    /// Whether piece `i` is held; false for indices out of range.
+    pub fn get(&self, i: u32) -> bool {
+        i < self.len && self.bytes[(i / 8) as usize] & (0x80 >> (i % 8)) != 0
+    }
+
+    /// Marks piece `i` held. Returns false if it already was or is out of range.
+    pub fn set(&mut self, i: u32) -> bool {
+        if i >= self.len || self.get(i) {
+            return false;
+        }
+        self.bytes[(i / 8) as usize] |= 0x80 >> (i % 8);
+        self.ones += 1;
+        true
+    }
+
+    /// Marks piece `i` missing. Returns false if it already was or is out of range.
+    pub fn clear(&mut self, i: u32) -> bool {
+        if !self.get(i) {
+            return false;
+        }
+        self.bytes[(i / 8) as usize] &= !(0x80 >> (i % 8));
+        self.ones -= 1;
+        true
+    }
+
+    /// Indices of held pieces, ascending.
+    pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len).filter(|&i| self.get(i))
+    }
+
+    /// Indices of missing pieces, ascending.
+    pub fn zeros(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len).filter(|&i| !self.get(i))
+    }
+}
+
+impl std::fmt::Debug for Bitfield {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bitfield({}/{})", self.ones, self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_clear_and_count() {
+        let mut bf = Bitfield::new(10);
+        assert!(bf.set(0) && bf.set(9));
+        assert!(!bf.set(9), "second set reports no change");
+        assert!(!bf.set(10), "out of range is refused");
+        assert_eq!(bf.count(), 2);
+        assert_eq!(bf.as_bytes(), &[0x80, 0x40]);
+        assert!(bf.clear(0));
+        assert_eq!(bf.ones().collect::<Vec<_>>(), vec![9]);
+        assert!(!bf.get(100));
+    }
+
+    #[test]
+    fn wire_form_is_checked() {
+        let full = Bitfield::full(10);
+        assert!(full.is_complete());
+        assert_eq!(Bitfield::from_bytes(full.as_bytes(), 10).unwrap(), full);
+        assert!(matches!(
+            Bitfield::from_bytes(&[0xff], 10),
+            Err(BitfieldError::WrongLength { .. })
+        ));
+        assert_eq!(
+            Bitfield::from_bytes(&[0xff, 0xff], 10),
+            Err(BitfieldError::SpareBitsSet)
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Tuning of one torrent, with the reason behind each default.
+
+use std::time::Duration;
+
+use crate::choker::ChokerConfig;
+
+/// Smallest block the torrent asks for: below this, per-request overhead
+/// dominates and a piece needs thousands of requests.
+pub const MIN_BLOCK_SIZE: u32 = 16 << 10;
+/// Largest block the wire accepts (the codec refuses longer lengths).
+pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// Added to the request timeout per MiB of block, as Kraken does, so a large
+/// block on a slow link is not given up on too early.
+pub const TIMEOUT_PER_MIB: Duration = Duration::from_secs(4);
+/// In end-game, one block is requested from at most this many peers at once:
+/// one spare copy is enough to route around a stalled peer while bounding the
+/// bytes downloaded twice to `endgame_threshold` pieces.
+pub const ENDGAME_MAX_REQUESTERS: usize = 2;
+
+/// Tuning of one [`Torrent`](super::Torrent). Build it with
+/// `TorrentConfig { field: value, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct TorrentConfig {
+    /// Bytes per request within a piece. 256 KiB: a 1 MiB piece is four
+    /// requests, large enough that per-message overhead vanishes on
+    /// datacenter links, small enough that pieces spread over several
+    /// requests in flight. Clamped to [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
+    pub block_size: u32,
+    /// Blocks in flight to one peer. 16 blocks (4 MiB) covers the
+    /// bandwidth-delay product of 10 Gbit/s at 3 ms; the torrent halves a
+    /// peer's depth on each timeout and grows it back by one per block.
+    pub max_requests_per_peer: usize,
+    /// Base request timeout. The effective one is
+    /// `max(request_timeout, 4 s per MiB of block)` (Kraken's rule); a request
+    /// older than that is cancelled and issued to another peer.
+    pub request_timeout: Duration,
+    /// End-game starts once every missing block is requested and at most this
+    /// many pieces remain unverified: outstanding blocks are then requested
+    /// again from other peers so one stalled peer cannot hold up the end.
+    /// 3, like Kraken: with 1-16 MiB pieces that bounds the duplicate bytes
+    /// to a few pieces while covering the tail of the transfer.
+    pub endgame_threshold: u32,
+    /// A peer with more of its requests unserved by us than this is flooding
+    /// (our own pipeline is 16 deep): it is disconnected. 64.
+    pub max_inbound_requests: usize,
+    /// Upload-slot policy; see [`crate::choker`].
+    pub choker: ChokerConfig,
+    /// Pieces from a client's stream position that go before anything else,
+    /// so a streaming read waits on as few pieces as possible. 4.
+    pub stream_window: u32,
+    /// Hash failures attributable to one peer before it is banned; 1, so a
+    /// peer that alone sent a bad piece is banned at once. A failure shared by
+    /// several contributors is not attributable: each gets a strike and is
+    /// banned after more than this many strikes (see `Torrent` docs).
+    pub max_hash_failures: u32,
+    /// How long a banned peer id is refused. 30 s, like Kraken: long enough to
+    /// stop a corrupt peer wasting our bandwidth, short enough that a peer
+    /// whose disk was repaired comes back.
+    pub ban_duration: Duration,
+    /// Whether received blocks are copied into the piece buffer that
+    /// [`Action::Verify`](super::Action::Verify) hands to the driver. Always
+    /// true in production. The swarm simulator (`bench/sim`) sets it false
+    /// and answers verification itself: with real buffers, thousands of
+    /// simulated hosts would hold tens of GiB of in-progress pieces and copy
+    /// every simulated byte. When false, block lengths are still checked and
+    /// `Verify` carries empty data; nothing else changes.
+    pub assemble_payload: bool,
+}
+
+impl Default for TorrentConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 256 << 10,
+            max_requests_per_peer: 16,
+            request_timeout: Duration::from_secs(4),
+            endgame_threshold: 3,
+            max_inbound_requests: 64,
+            choker: ChokerConfig::default(),
+            stream_window: 4,
+            max_hash_failures: 1,
+            ban_duration: Duration::from_secs(30),
+            assemble_payload: true,
+        }
+    }
+}
+
+impl TorrentConfig {
+    /// The block size actually used, clamped to what the wire accepts.
+    pub fn effective_block_size(&self) -> u32 {
+        self.block_size.clamp(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE)
+    }
+
+    /// The timeout of every request: `max(request_timeout, 4 s per MiB of
+    /// block)`. One value for all blocks (the shorter last block of a blob
+    /// gets the same, slightly more lenient, timeout) keeps deadlines in issue
+    /// order, which lets the torrent track them in a FIFO queue.
+    pub fn effective_request_timeout(&self) -> Duration {
+        let per_block =
+            TIMEOUT_PER_MIB.mul_f64(f64::from(self.effective_block_size()) / f64::from(1u32 << 20));
+        self.request_timeout.max(per_block)
+    }
+
+    /// Pipeline depth actually used: at least one request.
+    pub(crate) fn pipeline(&self) -> usize {
+        self.max_requests_per_peer.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_grows_with_block_size() {
+        let config = TorrentConfig::default();
+        assert_eq!(config.effective_request_timeout(), Duration::from_secs(4));
+        let big = TorrentConfig {
+            block_size: 1 << 20,
+            request_timeout: Duration::from_secs(1),
+            ..TorrentConfig::default()
+        };
+        assert_eq!(big.effective_request_timeout(), Duration::from_secs(4));
+        let tiny = TorrentConfig {
+            block_size: 1,
+            ..TorrentConfig::default()
+        };
+        assert_eq!(tiny.effective_block_size(), MIN_BLOCK_SIZE);
+    }
+}

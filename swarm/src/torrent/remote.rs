@@ -1,0 +1,128 @@
+//! What peers tell us they have (bitfield, have, complete), the swarm
+//! availability it feeds, and our interest in each peer.
+
+use std::time::Instant;
+
+use crate::bitfield::Bitfield;
+use crate::peer_key::PeerKey;
+use crate::wire::Message;
+
+use super::{DisconnectReason, Torrent, Violation};
+
+impl Torrent {
+    /// The peer's bitfield. One per connection: a second one is a violation
+    /// (it would double-count availability). Pieces already announced with
+    /// `have` before it are merged, not counted twice.
+    pub(super) fn on_bitfield(&mut self, now: Instant, key: PeerKey, bytes: &[u8]) {
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
+        if peer.bitfield_seen {
+            return self.violation(key, Violation::DuplicateBitfield);
+        }
+        let Ok(pieces) = Bitfield::from_bytes(bytes, self.picker.len()) else {
+            return self.violation(key, Violation::MalformedBitfield);
+        };
+        peer.bitfield_seen = true;
+        for index in pieces.ones() {
+            self.gain(key, index);
+        }
+        self.after_gain(now, key);
+    }
+
+    /// The peer verified piece `index`. Out-of-range indices are a violation.
+    pub(super) fn on_have(&mut self, now: Instant, key: PeerKey, index: u32) {
+        if index >= self.picker.len() {
+            return self.violation(key, Violation::HaveOutOfRange(index));
+        }
+        if self.gain(key, index) {
+            self.after_gain(now, key);
+        }
+    }
+
+    /// The peer holds the whole blob. A repeat costs O(1), not O(pieces).
+    pub(super) fn on_peer_complete(&mut self, now: Instant, key: PeerKey) {
+        if self.peers.get(key.0).is_none_or(|p| p.is_seeder()) {
+            return;
+        }
+        for index in 0..self.picker.len() {
+            self.gain(key, index);
+        }
+        self.after_gain(now, key);
+    }
+
+    /// The peer's interest in us changed: the choker must look again.
+    pub(super) fn on_interest(&mut self, key: PeerKey, interested: bool) {
+        if let Some(peer) = self.peers.get_mut(key.0)
+            && peer.peer_interested != interested
+        {
+            peer.peer_interested = interested;
+            self.rechoke_needed = true;
+        }
+    }
+
+    /// Records that `key` has `index`; false if it already did.
+    fn gain(&mut self, key: PeerKey, index: u32) -> bool {
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return false;
+        };
+        if !peer.has.set(index) {
+            return false;
+        }
+        if !self.have.get(index) {
+            peer.wanted += 1;
+        }
+        self.picker.add_availability(index);
+        true
+    }
+
+    /// After a peer gained pieces: drop seed-to-seed connections, update
+    /// interest, and ask for blocks if it unchokes us.
+    fn after_gain(&mut self, now: Instant, key: PeerKey) {
+        let both_seeders =
+            self.have.is_complete() && self.peers.get(key.0).is_some_and(|p| p.is_seeder());
+        if both_seeders {
+            return self.disconnect(key, DisconnectReason::BothSeeders);
+        }
+        self.update_interest(key);
+        self.fill(now, key);
+    }
+
+    /// Sends Interested or NotInterested if our interest in `key` changed:
+    /// we are interested while it has a piece we have not verified.
+    pub(super) fn update_interest(&mut self, key: PeerKey) {
+        let complete = self.have.is_complete();
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
+        let want = peer.wanted > 0 && !complete && !peer.closing;
+        if want != peer.am_interested {
+            peer.am_interested = want;
+            let message = if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
+            self.send(key, message);
+        }
+    }
+
+    /// We verified piece `index`: every peer hears Have, and peers that had
+    /// only this one left to offer hear NotInterested. O(peers).
+    pub(super) fn announce_have(&mut self, index: u32) {
+        for k in 0..self.peers.capacity() {
+            let Some(peer) = self.peers.get_mut(k) else {
+                continue;
+            };
+            if peer.closing {
+                continue;
+            }
+            if peer.has.get(index) {
+                peer.wanted = peer.wanted.saturating_sub(1);
+            }
+            let key = PeerKey(k);
+            self.send(key, Message::Have(index));
+            self.update_interest(key);
+        }
+    }
+}

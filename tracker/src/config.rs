@@ -1,0 +1,343 @@
+//! The tracker's configuration: a TOML file (every key optional, unknown keys
+//! refused so that a typo is an error rather than a silently ignored
+//! setting), overridden by command-line flags, then checked into
+//! [`Settings`].
+//!
+//! ```toml
+//! listen = "0.0.0.0:7070"
+//!
+//! [announce]
+//! interval_seconds = 3          # how often peers announce
+//! ttl_intervals = 3             # entries expire after this many missed intervals
+//! max_peers = 50                # K: peers handed to an incomplete peer
+//! max_peers_for_complete = 5    # peers handed to a complete peer
+//! origins_until_complete = 3    # M: origins handed out while fewer seeders
+//!
+//! [store]
+//! backend = "memory"            # or "redis"
+//! max_entries = 1000000         # memory: bound on (blob, peer) entries
+//! redis_url = "redis://127.0.0.1:6379"
+//!
+//! [metainfo]
+//! cache_bytes = 67108864        # bound on cached metainfo
+//! origin_timeout_ms = 5000      # per origin call
+//! replication = 2               # origins owning each blob
+//!
+//! [[origins]]
+//! name = "origin-0"
+//! http = "http://10.0.0.7:8080" # the origin's HTTP API
+//! peer = "10.0.0.7:7001"        # the origin's swarm port
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use shoal_swarm::ring::{DEFAULT_REPLICATION, Member, Ring, RingError};
+
+use crate::handout::Policy;
+use crate::store::MemoryStore;
+
+/// The configuration file's contents.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Announce interval and handout policy.
+    pub announce: AnnounceConfig,
+    /// Peer store.
+    pub store: StoreConfig,
+    /// Metainfo cache and origin calls.
+    pub metainfo: MetainfoConfig,
+    /// The origins, in any order.
+    pub origins: Vec<OriginConfig>,
+}
+
+/// `[announce]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceConfig {
+    /// Seconds between a peer's announces (Kraken's default: 3).
+    pub interval_seconds: u32,
+    /// Missed intervals before an entry expires.
+    pub ttl_intervals: u32,
+    /// Peers handed to an incomplete peer.
+    pub max_peers: usize,
+    /// Peers handed to a complete peer.
+    pub max_peers_for_complete: usize,
+    /// Origins are handed out while fewer complete peers than this are known.
+    pub origins_until_complete: usize,
+}
+
+/// Which peer store backs the tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In process: one tracker.
+    Memory,
+    /// Redis: several tracker replicas share it.
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// Memory backend: most (blob, peer) entries held.
+    pub max_entries: usize,
+    /// Redis backend: where Redis listens.
+    pub redis_url: String,
+}
+
+/// `[metainfo]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetainfoConfig {
+    /// Most bytes of metainfo cached (piece hashes dominate: 32 per piece).
+    pub cache_bytes: usize,
+    /// Time allowed for one origin to answer.
+    pub origin_timeout_ms: u64,
+    /// Origins owning each blob.
+    pub replication: usize,
+}
+
+/// One `[[origins]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Stable name; blob ownership depends on it alone.
+    pub name: String,
+    /// Base URL of the origin's HTTP API.
+    pub http: String,
+    /// The origin's swarm address, handed to peers.
+    pub peer: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            announce: AnnounceConfig::default(),
+            store: StoreConfig::default(),
+            metainfo: MetainfoConfig::default(),
+            origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        let policy = Policy::default();
+        AnnounceConfig {
+            interval_seconds: 3,
+            ttl_intervals: 3,
+            max_peers: policy.max_peers,
+            max_peers_for_complete: policy.max_peers_for_complete,
+            origins_until_complete: policy.origins_until_complete,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: Backend::Memory,
+            max_entries: MemoryStore::DEFAULT_MAX_ENTRIES,
+            redis_url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+impl Default for MetainfoConfig {
+    fn default() -> Self {
+        MetainfoConfig {
+            cache_bytes: 64 << 20,
+            origin_timeout_ms: 5000,
+            replication: DEFAULT_REPLICATION,
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration (unknown keys
+    /// included); the message names the key and line.
+    #[error("parsing {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key, e.g. `announce.interval_seconds`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The origins do not form a ring.
+    #[error("origins")]
+    Ring(#[from] RingError),
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seconds between announces, told to every announcer.
+    pub interval: Duration,
+    /// How long an entry lives after its announce.
+    pub ttl: Duration,
+    /// The handout policy.
+    pub policy: Policy,
+    /// Metainfo cache bound.
+    pub cache_bytes: usize,
+    /// Time allowed per origin call.
+    pub origin_timeout: Duration,
+    /// The origins.
+    pub ring: Ring,
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: shown,
+            message,
+        })
+    }
+
+    /// Parses configuration text; the error names the offending key.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Checks ranges and builds the ring.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.into(),
+        };
+        let a = &self.announce;
+        if a.interval_seconds == 0 {
+            return Err(invalid("announce.interval_seconds", "must be at least 1"));
+        }
+        if a.ttl_intervals == 0 {
+            return Err(invalid("announce.ttl_intervals", "must be at least 1"));
+        }
+        if a.max_peers == 0 {
+            return Err(invalid("announce.max_peers", "must be at least 1"));
+        }
+        for origin in &self.origins {
+            if !origin.http.starts_with("http://") && !origin.http.starts_with("https://") {
+                return Err(invalid(
+                    "origins.http",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        let members = self
+            .origins
+            .iter()
+            .map(|o| Member {
+                name: o.name.clone(),
+                http: o.http.trim_end_matches('/').to_string(),
+                peer: o.peer,
+            })
+            .collect();
+        let interval = Duration::from_secs(u64::from(a.interval_seconds));
+        Ok(Settings {
+            interval,
+            ttl: interval * a.ttl_intervals,
+            policy: Policy {
+                max_peers: a.max_peers,
+                max_peers_for_complete: a.max_peers_for_complete,
+                origins_until_complete: a.origins_until_complete,
+            },
+            cache_bytes: self.metainfo.cache_bytes,
+            origin_timeout: Duration::from_millis(self.metainfo.origin_timeout_ms),
+            ring: Ring::new(members, self.metainfo.replication)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config, Config::default());
+        let settings = config.settings().unwrap();
+        assert_eq!(settings.interval, Duration::from_secs(3));
+        assert_eq!(settings.ttl, Duration::from_secs(9));
+        assert_eq!(settings.policy, Policy::default());
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
+            .collect();
+        let config = Config::parse(&example).unwrap();
+        assert_eq!(config.origins.len(), 1);
+        assert_eq!(config.store.backend, Backend::Memory);
+        assert_eq!(config.settings().unwrap().ring.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[announce]\ninterval = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `interval`"), "{err}");
+        let err = Config::parse("listn = \"1.2.3.4:5\"\n").unwrap_err();
+        assert!(err.contains("unknown field `listn`"), "{err}");
+        let err = Config::parse(
+            "[[origins]]\nname = \"a\"\nhttp = \"http://x\"\npeer = \"1.2.3.4:5\"\nport = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("unknown field `port`"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let config = Config::parse("[announce]\ninterval_seconds = 0\n").unwrap();
+        let err = config.settings().unwrap_err().to_string();
+        assert_eq!(err, "announce.interval_seconds: must be at least 1");
+        let config =
+            Config::parse("[[origins]]\nname = \"a\"\nhttp = \"ftp://x\"\npeer = \"1.2.3.4:5\"\n")
+                .unwrap();
+        assert!(
+            config
+                .settings()
+                .unwrap_err()
+                .to_string()
+                .starts_with("origins.http")
+        );
+    }
+}

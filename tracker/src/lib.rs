@@ -1,0 +1,32 @@
+//! Shoal's tracker: agents announce what they hold for a blob and get peers
+//! back; agents ask for a blob's metainfo, which the tracker gets from the
+//! blob's owning origin and caches.
+//!
+//! - [`config`]: the TOML configuration and its validated runtime form.
+//! - [`validate`]: checks every request field before anything is stored.
+//! - [`peer`]: one peer's announced state, as stored and ranked.
+//! - [`handout`]: which peers an announcer gets back. Pure and sans-IO (no
+//!   clock, injected RNG), so the swarm simulator runs the same policy.
+//! - [`store`]: where announces live until they expire: in memory (one
+//!   tracker) or in Redis (several tracker replicas).
+//! - [`metainfo`]: metainfo from the owning origins, cached and single-flight.
+//! - [`service`]: the gRPC `Tracker` service tying these together.
+//! - [`server`]: the tonic server with health, limits and graceful shutdown;
+//!   `connection` tunes its sockets for many small responses.
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod config;
+mod connection;
+pub mod handout;
+pub mod metainfo;
+pub mod peer;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+pub use config::{Config, Settings};
+pub use peer::PeerRecord;
+pub use server::serve;
+pub use store::{MemoryStore, PeerStore, RedisStore};

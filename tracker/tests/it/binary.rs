@@ -1,0 +1,58 @@
+//! The `shoal-tracker` binary: configuration errors, flag overrides and
+//! graceful shutdown.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_swarm::Digest;
+
+use crate::support::{Process, announce, client, health};
+
+#[test]
+fn an_unknown_config_key_is_refused_by_name() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[announce]\nintervall_seconds = 3\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"))
+        .arg("--config")
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unknown field `intervall_seconds`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn flags_override_the_file_and_sigterm_stops_cleanly() {
+    let mut tracker =
+        Process::start("[announce]\ninterval_seconds = 9\n", &["--interval", "2"]).await;
+    let response = client(tracker.addr)
+        .await
+        .announce(announce(&Digest::of(b"layer"), 1, 0, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.interval_seconds, 2);
+
+    let pid = tracker.child().id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tracker.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tracker ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(health(tracker.addr).await, None);
+}
