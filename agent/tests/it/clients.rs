@@ -64,6 +64,7 @@ fn skopeo_copy(agent: &str, image: &str, dest: &Path, all: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn skopeo_copies_images_and_an_index_through_each_agent() {
+    let _alone = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let (app, multi) = write_images(&layout);
@@ -114,6 +115,7 @@ async fn docker_pulls_through_an_agent() {
         "no Docker daemon answers; this test needs one: {}",
         String::from_utf8_lossy(&version.stderr)
     );
+    let _alone = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let (app, _) = write_images(&layout);
@@ -218,6 +220,7 @@ impl Drop for Containerd {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn containerd_pulls_and_unpacks_through_a_hosts_dir_mirror() {
+    let _alone = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let (app, _) = write_images(&layout);

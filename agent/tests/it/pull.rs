@@ -54,6 +54,7 @@ async fn pull_image(base: &str, repo: &str, tag: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_agents_pull_an_image_mostly_from_each_other() {
+    let _alone = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     // The origin's uplink is capped so that, as in a real cluster, agents
     // pulling at once cannot all be served by it in time and must swarm.
@@ -108,6 +109,7 @@ async fn three_agents_pull_an_image_mostly_from_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_streams_a_big_blob_before_it_is_downloaded() {
+    let _alone = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start("origin-0", &dir.path().join("origin")).await;
     let tracker = Tracker::start(&[&origin]).await;

@@ -26,6 +26,15 @@ use tokio::sync::oneshot;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// Held by the tests whose assertions depend on throughput (how much the
+/// swarm carries, when the first byte arrives) and by the heavy real-client
+/// pulls: the test harness runs tests in parallel on a 2-core CI machine,
+/// and a swarm starved of CPU by its neighbours leans on the origin.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
