@@ -6,10 +6,13 @@
 //! - `transfer`: one seeder to one leecher on loopback, no caps, vs SHA-256.
 //! - `tracker`: announces per second, latency, memory per entry and CPU per
 //!   announce of the `shoal-tracker` binary with its memory or Redis store.
+//! - `origin`: a cold origin fetch (with metainfo) from a local registry vs
+//!   `curl` of the same blob.
 
 mod baseline;
 mod blob;
 mod hash;
+mod origin;
 mod tracker;
 mod tracker_memory;
 mod transfer;
@@ -36,6 +39,15 @@ enum Bench {
         /// Blob size in MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
+    },
+    /// Cold origin fetch from a local docker-registry vs curl.
+    Origin {
+        /// Blob size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Timed runs, each with a fresh origin store.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Tracker announce throughput, latency and memory per entry.
     Tracker {
@@ -71,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::Hash { size_mib } => runtime.block_on(hash::run(size_mib << 20)),
         Bench::Transfer { size_mib } => runtime.block_on(transfer::run(size_mib << 20)),
+        Bench::Origin { size_mib, runs } => runtime.block_on(origin::run(size_mib << 20, runs)),
         Bench::Tracker {
             store,
             redis_url,

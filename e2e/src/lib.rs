@@ -1,6 +1,12 @@
-//! End-to-end tests of the real binaries (tracker, origin, agents) against a
-//! real `docker-registry` upstream and real clients (skopeo, ctr, docker).
+//! Harness for tests that drive Shoal's real binaries against real
+//! counterparts: a `docker-registry` upstream (`registry`), the tracker,
+//! origins and agents as processes (`process`, `cluster`), and the clients
+//! users pull with (`clients`: skopeo, ctr, docker).
 //!
-//! The binaries they drive are still placeholders (see the agent, origin and
-//! tracker issues), so this crate holds no tests yet; the swarm engine's own
-//! multi-peer test lives in `swarm/tests/`.
+//! The end-to-end tests themselves live in `tests/`; the origin's tests use
+//! `registry` too, so the upstream is started one way everywhere.
+
+pub mod clients;
+pub mod cluster;
+pub mod process;
+pub mod registry;

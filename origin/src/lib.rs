@@ -1,2 +1,31 @@
-//! Shoal's origin: upstream fetch, metainfo and seeding (not built yet; see
-//! the origin issue).
+//! Shoal's origin: pulls each blob from the upstream registry once, keeps
+//! it, computes its metainfo in the same pass, and seeds it into the swarm;
+//! serves manifests, blobs and metainfo to agents and the tracker.
+//!
+//! - [`config`]: the TOML file and flags, checked into [`Settings`].
+//! - `upstream`: the backends (an OCI registry through oci-client, an OCI
+//!   image layout directory) and their errors.
+//! - `fetch`: fetch once, streaming into the store, then seed.
+//! - `cluster` and `replica`: ring ownership, redirects, and copying a blob
+//!   from a peer origin instead of upstream.
+//! - `manifests`: the manifest cache (by digest, LRU in bytes; tags with a
+//!   TTL).
+//! - `http`: the axum API (docs/api.md).
+//! - [`Origin`]: all of it started and stopped together; [`Stats`].
+
+#![warn(missing_docs, unreachable_pub)]
+
+mod cluster;
+pub mod config;
+mod fetch;
+mod http;
+mod manifests;
+mod origin;
+mod replica;
+mod stats;
+mod upstream;
+
+pub use config::{Config, ConfigError, Settings};
+pub use origin::{Origin, OriginError};
+pub use stats::Stats;
+pub use upstream::UpstreamError;

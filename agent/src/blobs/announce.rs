@@ -14,9 +14,19 @@ use super::Blobs;
 
 /// Announce interval when the tracker cannot be reached.
 const RETRY: Duration = Duration::from_secs(3);
+/// While a download knows fewer peers than this, it announces again sooner
+/// than the tracker's interval: in a flash crowd every node's first
+/// announce finds the others not yet registered, and waiting a whole
+/// interval (3 s) leaves each node pulling from the origin alone for it.
+const THIN_SWARM: usize = 8;
+/// First early re-announce; it doubles each time until it reaches the
+/// tracker's interval, so a swarm that is simply small costs the tracker a
+/// handful of extra announces per blob.
+const THIN_FIRST_RETRY: Duration = Duration::from_millis(250);
 
 pub(super) async fn run(blobs: &Blobs, digest: Digest) {
     let inner = &blobs.inner;
+    let mut thin_retry = THIN_FIRST_RETRY;
     loop {
         let Some(handle) = still_swarming(blobs, &digest) else {
             tracing::debug!(%digest, "torrent ended; announcer stops");
@@ -37,8 +47,15 @@ pub(super) async fn run(blobs: &Blobs, digest: Digest) {
             .await
         {
             Ok(answer) => {
+                let thin = answer.peers.len() < THIN_SWARM && !have.is_complete();
                 handle.add_peers(answer.peers);
-                answer.interval
+                if thin && thin_retry < answer.interval {
+                    let pause = thin_retry;
+                    thin_retry *= 2;
+                    pause
+                } else {
+                    answer.interval
+                }
             }
             Err(why) => {
                 tracing::debug!(%digest, reason = %why, "announce failed");
