@@ -1,10 +1,80 @@
-//! shoal: the user's command (demo, dev up, status).
+//! `shoal`: the user's command.
 //!
-//! Not built yet: this binary refuses to run rather than pretend to work.
+//! - `demo`: the whole system on loopback with an embedded image, pulled
+//!   through every agent, with progress bars and a summary (`demo`).
+//! - `dev up`: the same cluster, long-running, for trying real clients
+//!   against it (`dev`).
+//! - `status`: what an agent holds and how its transfers go (`status`).
+//!
+//! Components run in this process as real servers on real loopback sockets
+//! (`cluster`), so the quickstart needs nothing but `cargo run`.
+
+mod bound;
+mod cluster;
+mod demo;
+mod dev;
+mod image;
+mod progress;
+mod pull;
+mod status;
+mod summary;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Shoal: peer-to-peer distribution of container images.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a tracker, origins and agents on loopback and pull a generated
+    /// image through every agent; exits 0 only if every digest arrived intact.
+    Demo(demo::DemoArgs),
+    /// A long-running local cluster.
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
+    /// Show an agent's blobs, their progress, peers and cache use.
+    Status(status::StatusArgs),
+}
+
 fn main() -> ExitCode {
-    eprintln!("shoal: the command line (demo, dev up, status) is not implemented yet");
-    ExitCode::FAILURE
+    let cli = Cli::parse();
+    // Logs would tear the progress bars: warnings only unless RUST_LOG says.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("shoal: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Dev { command } => dev::run(command).await,
+            Command::Status(args) => status::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("shoal: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
