@@ -238,10 +238,36 @@ impl Picker {
         &self,
         peer: &Bitfield,
         rng: &mut impl Rng,
+        fit: impl FnMut(u32) -> Fit,
+    ) -> Option<Pick> {
+        self.pick_within(self.stream_window(), peer, rng, fit)
+    }
+
+    /// [`Picker::pick`] for a seed: only the piece at the stream position
+    /// jumps the queue, the rest of the window goes by rarity. Leechers
+    /// streaming one blob read it in step; were the whole window first for
+    /// seeds too, every leecher would ask the seed for the same few pieces
+    /// at once and the seed would send each of them once per leecher.
+    pub fn pick_for_seed(
+        &self,
+        peer: &Bitfield,
+        rng: &mut impl Rng,
+        fit: impl FnMut(u32) -> Fit,
+    ) -> Option<Pick> {
+        let window = self.stream_window();
+        let urgent = window.start..window.end.min(window.start.saturating_add(1));
+        self.pick_within(urgent, peer, rng, fit)
+    }
+
+    fn pick_within(
+        &self,
+        window: Range<u32>,
+        peer: &Bitfield,
+        rng: &mut impl Rng,
         mut fit: impl FnMut(u32) -> Fit,
     ) -> Option<Pick> {
         let pick = |index, reason| Some(Pick { index, reason });
-        for i in self.stream_window() {
+        for i in window {
             if !peer.get(i) {
                 continue;
             }

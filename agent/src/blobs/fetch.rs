@@ -109,6 +109,7 @@ async fn swarm(blobs: &Blobs, fetch: &Fetch, handle: &TorrentHandle) -> Result<(
     let stall = blobs.inner.policy.stall_timeout;
     let mut progress = handle.subscribe();
     let mut pieces = progress.borrow().pieces;
+    let total = fetch.metainfo.piece_count();
     let mut deadline = Instant::now() + stall;
     loop {
         tokio::select! {
@@ -128,7 +129,9 @@ async fn swarm(blobs: &Blobs, fetch: &Fetch, handle: &TorrentHandle) -> Result<(
                     TransferState::Downloading => {}
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => break,
+            // Once every piece is in, what remains is local (the whole-blob
+            // digest, fsync, rename): no peer can stall it, so no deadline.
+            _ = tokio::time::sleep_until(deadline), if pieces < total => break,
         }
     }
     tracing::warn!(

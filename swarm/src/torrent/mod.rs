@@ -7,6 +7,7 @@
 //! - `pieces`: one in-progress piece: block states, requests, assembly.
 //! - `remote`: what peers tell us they have, and our interest in them.
 //! - `requests`: our requests: pipelining, end-game, timeouts, blocks in.
+//! - `sparing`: which pieces a seed may be asked for.
 //! - `upload`: their requests, and choking.
 //! - `verify`: hash results, bans, completion.
 //! - `timer`: the timer table behind [`Torrent::poll_timeout`].
@@ -18,6 +19,7 @@ mod pieces;
 mod reason;
 mod remote;
 mod requests;
+mod sparing;
 mod timer;
 mod upload;
 mod verify;
@@ -50,6 +52,7 @@ use crate::picker::Picker;
 use crate::wire::Message;
 use peer::Peer;
 use pieces::Download;
+use sparing::Sparing;
 use timer::{Timer, TimerTable};
 use verify::Failures;
 
@@ -114,6 +117,8 @@ pub struct Torrent {
     /// Pieces whose last failure had several contributors: re-downloaded
     /// from one peer so that the next failure is attributable.
     single_source: Bitfield,
+    /// Which pieces seeds may be asked for (see `sparing`).
+    sparing: Sparing,
     /// Request deadlines in issue order, which is deadline order since every
     /// request has the same timeout.
     deadlines: VecDeque<Deadline>,
@@ -159,6 +164,7 @@ impl Torrent {
             choker: Choker::new(config.choker.clone(), now),
             downloads: (0..pieces).map(|_| None).collect(),
             single_source: Bitfield::new(pieces),
+            sparing: Sparing::new(pieces),
             metainfo,
             config,
             our_id,
@@ -215,6 +221,9 @@ impl Torrent {
             self.ids.remove(&peer.id);
         }
         self.picker.remove_bitfield(&peer.has);
+        if !peer.peer_choking && !peer.is_seeder() {
+            self.sparing.remove_all(&peer.has);
+        }
         if !peer.am_choking || peer.peer_interested {
             self.rechoke_needed = true;
         }

@@ -66,6 +66,7 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(key.0) else {
             return false;
         };
+        let counted = !peer.peer_choking && !peer.is_seeder();
         if !peer.has.set(index) {
             return false;
         }
@@ -73,6 +74,13 @@ impl Torrent {
             peer.wanted += 1;
         }
         self.picker.add_availability(index);
+        if counted {
+            self.sparing.add(index);
+            if peer.is_seeder() {
+                // It became a seed: from now on sparing protects it too.
+                self.sparing.remove_all(&peer.has);
+            }
+        }
         true
     }
 

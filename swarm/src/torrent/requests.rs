@@ -32,12 +32,27 @@ impl Torrent {
             if !peer.can_request() || peer.wanted == 0 {
                 return;
             }
+            // A seed gets a new piece only once less than a piece's worth
+            // is in flight: a deeper pipeline to a seed is several pieces
+            // chosen without knowing what the seed is sending our
+            // neighbours, and they overlap.
+            if peer.is_seeder() && peer.outstanding.len() >= self.blocks_per_piece() {
+                return;
+            }
             let downloads = &self.downloads;
             let fit = |i: u32| match downloads.get(i as usize) {
                 Some(Some(download)) => download.fit(key),
                 _ => Fit::Full,
             };
-            let issued = match self.picker.pick(&peer.has, &mut self.rng, fit) {
+            // A seed is asked only for what no unchoking leecher holds,
+            // and only the stream position jumps its queue.
+            let pick = if peer.is_seeder() {
+                self.picker
+                    .pick_for_seed(self.sparing.seed_view(), &mut self.rng, fit)
+            } else {
+                self.picker.pick(&peer.has, &mut self.rng, fit)
+            };
+            let issued = match pick {
                 Some(pick) => self.request_piece(now, key, pick),
                 None => self.request_endgame(now, key),
             };
@@ -45,6 +60,14 @@ impl Torrent {
                 return;
             }
         }
+    }
+
+    /// Blocks in one (full-length) piece.
+    fn blocks_per_piece(&self) -> usize {
+        self.metainfo
+            .piece_length()
+            .div_ceil(self.block_size)
+            .max(1) as usize
     }
 
     /// [`Torrent::fill`] for every peer but those in `last`, then for those:
@@ -199,6 +222,9 @@ impl Torrent {
     /// The peer chokes us: it drops our requests, so they go elsewhere.
     pub(super) fn on_choke(&mut self, now: Instant, key: PeerKey) {
         if let Some(peer) = self.peers.get_mut(key.0) {
+            if !peer.peer_choking && !peer.is_seeder() {
+                self.sparing.remove_all(&peer.has);
+            }
             peer.peer_choking = true;
         }
         self.release_requests(key);
@@ -208,6 +234,9 @@ impl Torrent {
     /// The peer unchokes us: fill its pipeline.
     pub(super) fn on_unchoke(&mut self, now: Instant, key: PeerKey) {
         if let Some(peer) = self.peers.get_mut(key.0) {
+            if peer.peer_choking && !peer.is_seeder() {
+                self.sparing.add_all(&peer.has);
+            }
             peer.peer_choking = false;
             peer.waiting_since = now;
         }

@@ -17,10 +17,16 @@ fn pieces_of(ranges: &[BlockRange]) -> BTreeSet<u32> {
     ranges.iter().map(|r| r.index).collect()
 }
 
+/// A leecher's bitfield that lacks only the last piece: such a peer is not
+/// a seed, so seed sparing does not limit what we ask it for.
+fn all_but_last(pieces: u32) -> Bitfield {
+    bits(pieces, 0..pieces - 1)
+}
+
 #[test]
 fn unchoke_fills_the_pipeline_with_whole_pieces() {
     let mut h = Harness::leecher(32);
-    let (a, actions) = h.connect_unchoked(1, &Bitfield::full(32));
+    let (a, actions) = h.connect_unchoked(1, &all_but_last(32));
     let reqs = requests(&actions, a);
     assert_eq!(reqs.len(), 16, "max_requests_per_peer");
     assert_eq!(
@@ -39,22 +45,26 @@ fn unchoke_fills_the_pipeline_with_whole_pieces() {
 #[test]
 fn a_piece_is_assembled_in_order_and_verified() {
     let mut h = Harness::build(2, 1000, Bitfield::new(2), TorrentConfig::default(), 3);
+    h.t.set_stream_position(0);
     let (a, actions) = h.connect_unchoked(1, &Bitfield::full(2));
     let reqs = requests(&actions, a);
-    assert_eq!(reqs.len(), 8);
-    let last = reqs
-        .iter()
-        .find(|r| r.index == 1 && r.begin == 3 * BLOCK)
-        .expect("present");
-    assert_eq!(last.length, BLOCK - 1000, "the blob's last block is short");
+    assert_eq!(pieces_of(&reqs), BTreeSet::from([0]), "a seed: one piece");
     let mut verify = None;
+    let mut refill = Vec::new();
     for r in reqs.iter().rev() {
         for action in h.deliver(a, *r) {
             if let Action::Verify { index: 0, data } = action {
                 verify = Some(data);
+            } else {
+                refill.push(action);
             }
         }
     }
+    let last = requests(&refill, a)
+        .into_iter()
+        .find(|r| r.index == 1 && r.begin == 3 * BLOCK)
+        .expect("present");
+    assert_eq!(last.length, BLOCK - 1000, "the blob's last block is short");
     let data = verify.expect("present");
     assert_eq!(data.len(), PIECE as usize);
     for b in 0..4usize {
@@ -179,25 +189,84 @@ fn disconnect_returns_requests_and_availability() {
 fn stream_window_goes_first() {
     let mut h = Harness::build(64, 0, bits(64, [0]), TorrentConfig::default(), 9);
     h.t.set_stream_position(40);
-    let (a, actions) = h.connect_unchoked(1, &Bitfield::full(64));
+    let (a, actions) = h.connect_unchoked(1, &bits(64, 1..63));
     let got = pieces_of(&requests(&actions, a));
     assert_eq!(got, (40..44).collect(), "stream_window = 4 pieces from 40");
 }
 
 #[test]
+fn a_seed_gets_one_piece_at_a_time_and_only_the_stream_position_jumps() {
+    let mut h = Harness::build(64, 0, bits(64, [0]), TorrentConfig::default(), 9);
+    h.t.set_stream_position(40);
+    let (s, actions) = h.connect_unchoked(1, &Bitfield::full(64));
+    let reqs = requests(&actions, s);
+    assert_eq!(reqs.len(), 4, "one piece's blocks in flight to a seed");
+    assert_eq!(pieces_of(&reqs), BTreeSet::from([40]));
+    let next = requests(&h.deliver(s, reqs[0]), s);
+    assert_eq!(
+        pieces_of(&next).len(),
+        1,
+        "the next piece starts once less than a piece is in flight"
+    );
+    let mut started = pieces_of(&next);
+    let mut pending: Vec<BlockRange> = reqs[1..].iter().copied().chain(next).collect();
+    while started.len() < 4 {
+        let r = pending.remove(0);
+        let more = requests(&h.deliver(s, r), s);
+        started.extend(pieces_of(&more));
+        pending.extend(more);
+    }
+    assert_ne!(
+        started,
+        BTreeSet::from([41, 42, 43, 44]),
+        "after the stream position, a seed's pieces go by rarity, not in order"
+    );
+}
+
+#[test]
+fn a_seed_is_spared_what_an_unchoking_leecher_has() {
+    let mut h = Harness::leecher(8);
+    let (l, actions) = h.connect_unchoked(1, &bits(8, 0..4));
+    let from_leecher = pieces_of(&requests(&actions, l));
+    assert!(from_leecher.iter().all(|&i| i < 4));
+    let (s, actions) = h.connect_unchoked(2, &Bitfield::full(8));
+    let seed_reqs = requests(&actions, s);
+    let from_seed = pieces_of(&seed_reqs);
+    assert!(
+        from_seed.iter().all(|&i| i >= 4),
+        "the seed is asked only for pieces no leecher offers: {from_seed:?}"
+    );
+    let actions = h.msg(l, Message::Choke);
+    let mut got = BTreeSet::new();
+    let mut pending = seed_reqs;
+    pending.extend(requests(&actions, s));
+    while let Some(r) = pending.pop() {
+        got.insert(r.index);
+        pending.extend(requests(&h.deliver(s, r), s));
+    }
+    assert!(
+        got.iter().any(|&i| i < 4),
+        "once the leecher chokes us, its pieces come from the seed: {got:?}"
+    );
+}
+
+#[test]
 fn endgame_duplicates_blocks_and_cancels_the_loser() {
-    let mut h = Harness::leecher(2);
-    let (a, actions) = h.connect_unchoked(1, &Bitfield::full(2));
+    // We hold piece 2, so the peers (holding 0 and 1) are not seeds and get
+    // full pipelines.
+    let mut h = Harness::build(3, 0, bits(3, [2]), TorrentConfig::default(), 1);
+    let peer = bits(3, [0, 1]);
+    let (a, actions) = h.connect_unchoked(1, &peer);
     let a_reqs = requests(&actions, a);
     assert_eq!(a_reqs.len(), 8, "all blocks requested from a");
-    let (b, actions) = h.connect_unchoked(2, &Bitfield::full(2));
+    let (b, actions) = h.connect_unchoked(2, &peer);
     let b_reqs = requests(&actions, b);
     assert_eq!(
         b_reqs.len(),
         8,
         "end-game: 2 pieces <= threshold, each block once more"
     );
-    let (c, actions) = h.connect_unchoked(3, &Bitfield::full(2));
+    let (c, actions) = h.connect_unchoked(3, &peer);
     assert!(
         requests(&actions, c).is_empty(),
         "at most two requesters per block"
