@@ -1,0 +1,170 @@
+//! Moving bytes: each connection direction is a FIFO. Control messages at
+//! its head leave at once and arrive one latency later; a served block at
+//! its head is a flow of the network model, and when it is fully sent the
+//! sender's torrent hears `handle_served` (as the session's writer task
+//! reports a block handed to the socket) and the `Piece` arrives one
+//! latency later. Piece payloads are slices of one static zero buffer: the
+//! torrent checks their length, and with `assemble_payload` off never
+//! copies them.
+
+use bytes::Bytes;
+use shoal_swarm::torrent::MAX_BLOCK_SIZE;
+use shoal_swarm::wire::Message;
+
+use super::Sim;
+use crate::conn::Outgoing;
+use crate::events::{ConnId, Event, HostId};
+
+/// Bytes a piece frame adds to its payload on the wire: length prefix,
+/// type, header length and the small protobuf header.
+pub(super) const PIECE_FRAME_OVERHEAD: u64 = 17;
+
+/// Every simulated block's bytes.
+static ZEROS: [u8; MAX_BLOCK_SIZE as usize] = [0; MAX_BLOCK_SIZE as usize];
+
+impl Sim {
+    /// Queues `outgoing` on `host`'s pipe of `conn` and starts it moving if
+    /// the pipe was idle.
+    pub(super) fn enqueue(&mut self, conn: ConnId, host: HostId, outgoing: Outgoing) {
+        let c = &mut self.conns[conn as usize];
+        let side = c.side_of(host);
+        let pipe = &mut c.pipes[usize::from(side)];
+        // With control_first no message is ever queued, so messages keep
+        // their order among themselves and only pass blocks.
+        if let (true, Outgoing::Message(message)) = (self.params.control_first, &outgoing) {
+            let at = self.now.after(self.latency);
+            let event = Event::Deliver {
+                conn,
+                from: side,
+                message: message.clone(),
+            };
+            self.queue.push(at, event);
+            return;
+        }
+        pipe.queue.push_back(outgoing);
+        if pipe.sending.is_none() {
+            self.pump(conn, side);
+        }
+    }
+
+    /// Sends from the head of the pipe until a block is in transit or the
+    /// pipe is empty (then its flow ends).
+    fn pump(&mut self, conn: ConnId, side: u8) {
+        let pipe_id = conn * 2 + u32::from(side);
+        let mut out = std::mem::take(&mut self.reschedules);
+        out.clear();
+        loop {
+            let pipe = &mut self.conns[conn as usize].pipes[usize::from(side)];
+            if pipe.sending.is_some() {
+                break;
+            }
+            match pipe.queue.pop_front() {
+                Some(Outgoing::Message(message)) => {
+                    let at = self.now.after(self.latency);
+                    let event = Event::Deliver {
+                        conn,
+                        from: side,
+                        message,
+                    };
+                    self.queue.push(at, event);
+                }
+                Some(Outgoing::Serve(block)) => {
+                    pipe.sending = Some(block);
+                    let bytes = u64::from(block.length) + PIECE_FRAME_OVERHEAD;
+                    self.net.send_block(pipe_id, bytes, self.now, &mut out);
+                }
+                None => {
+                    self.net.idle(pipe_id, self.now, &mut out);
+                    break;
+                }
+            }
+        }
+        self.apply(&out);
+        self.reschedules = out;
+    }
+
+    /// Stops `side`'s pipe of a closing connection.
+    pub(super) fn stop_pipe(&mut self, conn: ConnId, side: u8) {
+        let mut out = std::mem::take(&mut self.reschedules);
+        out.clear();
+        self.net
+            .idle(conn * 2 + u32::from(side), self.now, &mut out);
+        self.apply(&out);
+        self.reschedules = out;
+    }
+
+    fn apply(&mut self, out: &[crate::network::Reschedule]) {
+        for r in out {
+            let event = Event::FlowDone {
+                conn: r.pipe / 2,
+                from: (r.pipe % 2) as u8,
+                version: r.version,
+            };
+            self.queue.push(r.at, event);
+        }
+    }
+
+    /// A block is fully sent: it arrives one latency later, the sender's
+    /// torrent frees the request slot, and the pipe moves on.
+    pub(super) fn on_flow_done(&mut self, conn: ConnId, from: u8, version: u32) {
+        let pipe_id = conn * 2 + u32::from(from);
+        if !self.net.is_current(pipe_id, version) {
+            return;
+        }
+        self.net.block_sent(pipe_id, self.now);
+        let c = &mut self.conns[conn as usize];
+        let Some(block) = c.pipes[usize::from(from)].sending.take() else {
+            return;
+        };
+        let (sender, blob, key) = (c.ends[usize::from(from)], c.blob, c.key(from));
+        self.hosts[sender as usize].sent += u64::from(block.length);
+        let data = Bytes::from_static(&ZEROS[..block.length as usize]);
+        let message = Message::Piece {
+            index: block.index,
+            begin: block.begin,
+            data,
+        };
+        self.queue.push(
+            self.now.after(self.latency),
+            Event::Deliver {
+                conn,
+                from,
+                message,
+            },
+        );
+        if let Some(key) = key {
+            let now = self.instant();
+            if let Some(swarm) = self.swarm_mut(sender, blob) {
+                swarm.torrent.handle_served(now, key, block);
+                self.drain(sender, blob);
+            }
+        }
+        if self.conns[conn as usize].pipes[usize::from(from)]
+            .sending
+            .is_none()
+        {
+            self.pump(conn, from);
+        }
+    }
+
+    /// A message arrives at the other end, if that end is still open.
+    pub(super) fn on_deliver(&mut self, conn: ConnId, from: u8, message: Message) {
+        let c = &self.conns[conn as usize];
+        let to = 1 - from;
+        let (Some(key), host, blob) = (c.key(to), c.ends[usize::from(to)], c.blob) else {
+            return;
+        };
+        let counts = &mut self.messages;
+        match message {
+            Message::Have(_) => counts.have += 1,
+            Message::Request(_) => counts.request += 1,
+            Message::Piece { .. } => counts.piece += 1,
+            _ => counts.other += 1,
+        }
+        let now = self.instant();
+        if let Some(swarm) = self.swarm_mut(host, blob) {
+            swarm.torrent.handle_message(now, key, message);
+            self.drain(host, blob);
+        }
+    }
+}
