@@ -28,6 +28,13 @@ step "test services"
 # client.
 ensure_debian_packages redis-server docker-registry skopeo
 
+step "helm chart: lint, render, kubernetes-validate (Kubernetes 1.30, 1.33)"
+scripts/check-chart.sh
+
+step "container base image (debootstrap + docker import, cached)"
+# The docker-cluster test builds the Dockerfile on it; made once per machine.
+scripts/base-image.sh
+
 step "cargo test"
 cargo test --workspace --all-targets --locked
 
