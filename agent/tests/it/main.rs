@@ -7,7 +7,6 @@
 
 mod api;
 mod binary;
-mod clients;
 mod fallback;
 mod pull;
 mod support;
