@@ -10,7 +10,7 @@ fn fetch(h: &mut Harness, key: PeerKey, actions: Vec<Action>) -> Vec<u32> {
 }
 
 #[test]
-fn a_verified_piece_is_announced_and_interest_dropped() {
+fn a_verified_piece_is_announced_to_those_lacking_it_and_interest_dropped() {
     let mut h = Harness::leecher(2);
     let (a, actions) = h.connect_unchoked(1, &bits(2, [0]));
     let b = h.connect(2);
@@ -18,17 +18,22 @@ fn a_verified_piece_is_announced_and_interest_dropped() {
         b,
         Message::Bitfield(Bytes::copy_from_slice(Bitfield::full(2).as_bytes())),
     );
+    let c = h.connect(3);
+    h.msg(
+        c,
+        Message::Bitfield(Bytes::copy_from_slice(bits(2, [1]).as_bytes())),
+    );
     assert_eq!(fetch(&mut h, a, actions), vec![0]);
     h.t.handle_verified(h.now, 0, VerifyResult::Ok);
     let actions = h.drain();
     assert_eq!(
         actions,
         vec![
-            send(a, Message::Have(0)),
             send(a, Message::NotInterested),
-            send(b, Message::Have(0)),
+            send(c, Message::Have(0)),
             Action::PieceVerified { index: 0 },
-        ]
+        ],
+        "a and b hold piece 0 already: no Have for them"
     );
     let stats = h.t.stats();
     assert_eq!(
