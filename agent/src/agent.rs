@@ -37,6 +37,9 @@ pub enum StartError {
     /// The origin client could not be built.
     #[error("origin client")]
     Origins(#[from] OriginError),
+    /// `[discovery.kubernetes]` is set but no Kubernetes client could be made.
+    #[error("origin discovery")]
+    Discovery(#[from] shoal_discovery::DiscoveryError),
     /// The registry API address could not be bound.
     #[error("binding the registry API on {addr}")]
     Bind {
@@ -72,22 +75,25 @@ impl Agent {
             store,
         )
         .await?;
+        let shutdown = CancellationToken::new();
         let identity = Identity {
             id: session.peer_id(),
             port: session.local_addr().port(),
-            zone: settings.zone.clone(),
+            zone: zone(&settings).await,
         };
         let tracker = Tracker::new(
             settings.tracker.as_deref(),
             settings.metainfo_wait,
             identity,
         )?;
+        let ring =
+            shoal_discovery::ring(&settings.discovery, settings.ring.clone(), shutdown.clone())
+                .await?;
         let origins = Arc::new(Origins::new(
-            settings.ring.clone(),
+            ring,
             settings.origin_timeout,
             settings.metainfo_wait,
         )?);
-        let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let blobs = Blobs::new(
             session,
@@ -169,5 +175,26 @@ impl Agent {
         self.blobs.session().shutdown().await;
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+/// The zone to announce: the configured one, else (with
+/// `[discovery.kubernetes]`) the Node's zone label. A failed lookup costs
+/// only zone-aware handout, so the agent starts without a zone.
+async fn zone(settings: &Settings) -> String {
+    if !settings.zone.is_empty() {
+        return settings.zone.clone();
+    }
+    match shoal_discovery::zone(&settings.discovery).await {
+        Ok(Some(zone)) => {
+            tracing::info!(%zone, "zone from the Node's label");
+            zone
+        }
+        Ok(None) => String::new(),
+        Err(error) => {
+            let error = crate::origin::error_chain(&error);
+            tracing::warn!(%error, "could not read the Node's zone; announcing none");
+            String::new()
+        }
     }
 }

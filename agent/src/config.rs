@@ -22,7 +22,13 @@
 //! [[origins]]
 //! name = "origin-0"                  # stable: blob ownership depends on it alone
 //! http = "http://10.0.0.7:8080"      # the origin's HTTP API
-//! peer = "10.0.0.7:7001"             # the origin's swarm port
+//! peer = "10.0.0.7:7001"             # the origin's swarm port (IP or DNS name)
+//!
+//! [discovery]                        # see shoal_discovery::config
+//! dns_refresh_seconds = 30
+//! # In Kubernetes: follow the origins' EndpointSlices, and with `zone = ""`
+//! # announce the zone label of the Node $NODE_NAME:
+//! # kubernetes = { service = "shoal-origin-headless" }
 //! ```
 
 use std::net::SocketAddr;
@@ -30,8 +36,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
 use shoal_registry::reference::parse_namespace;
-use shoal_swarm::ring::{DEFAULT_REPLICATION, Member, Ring, RingError};
+use shoal_swarm::ring::{DEFAULT_REPLICATION, HostPort, Ring, RingError};
 
 /// The configuration file's contents.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,7 +56,8 @@ pub struct Config {
     pub tracker: String,
     /// Upstream registry for requests without `?ns=`.
     pub default_registry: String,
-    /// Zone announced to the tracker.
+    /// Zone announced to the tracker; empty with `[discovery.kubernetes]`:
+    /// the Node's zone label.
     pub zone: String,
     /// Upload cap in bytes per second; 0 means unlimited.
     pub upload_limit: u64,
@@ -67,18 +75,8 @@ pub struct Config {
     pub replication: usize,
     /// The origins, in any order.
     pub origins: Vec<OriginConfig>,
-}
-
-/// One `[[origins]]` entry, as in the tracker's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Stable name; blob ownership depends on it alone.
-    pub name: String,
-    /// Base URL of the origin's HTTP API.
-    pub http: String,
-    /// The origin's swarm address.
-    pub peer: SocketAddr,
+    /// How the ring (and the zone) are discovered beyond `origins`.
+    pub discovery: DiscoveryConfig,
 }
 
 impl Default for Config {
@@ -99,6 +97,7 @@ impl Default for Config {
             origin_timeout_ms: 30_000,
             replication: DEFAULT_REPLICATION,
             origins: Vec::new(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -167,8 +166,11 @@ pub struct Settings {
     pub metainfo_wait: Duration,
     /// Connect and read timeout of one origin request.
     pub origin_timeout: Duration,
-    /// The origins.
+    /// The configured origins; [`Agent::start`](crate::Agent::start)
+    /// follows them as `discovery` says.
     pub ring: Ring,
+    /// Ring and zone discovery.
+    pub discovery: DiscoveryConfig,
 }
 
 impl Config {
@@ -215,7 +217,12 @@ impl Config {
         if self.origin_timeout_ms == 0 {
             return Err(invalid("origin_timeout_ms", "must be at least 1"));
         }
-        if tracker.is_empty() && self.origins.is_empty() {
+        let discovers_origins = self
+            .discovery
+            .kubernetes
+            .as_ref()
+            .is_some_and(|k| !k.service.is_empty());
+        if tracker.is_empty() && self.origins.is_empty() && !discovers_origins {
             return Err(invalid(
                 "origins",
                 "at least one origin is needed when no tracker is configured",
@@ -232,11 +239,7 @@ impl Config {
             if origin.name.is_empty() {
                 return Err(invalid("origins.name", "must not be empty"));
             }
-            members.push(Member {
-                name: origin.name.clone(),
-                http: origin.http.trim_end_matches('/').to_string(),
-                peer: origin.peer,
-            });
+            members.push(origin.member());
         }
         Ok(Settings {
             listen: self.listen,
@@ -253,6 +256,7 @@ impl Config {
             metainfo_wait: Duration::from_secs(self.metainfo_wait_seconds),
             origin_timeout: Duration::from_millis(self.origin_timeout_ms),
             ring: Ring::new(members, self.replication)?,
+            discovery: self.discovery.clone(),
         })
     }
 }
@@ -272,8 +276,8 @@ pub fn parse_origin_flag(raw: &str) -> Result<OriginConfig, String> {
         return Err(format!("--origin {name}: {http:?} is not an http:// URL"));
     }
     let peer = peer
-        .parse()
-        .map_err(|_| format!("--origin {name}: peer {peer:?} is not host:port"))?;
+        .parse::<HostPort>()
+        .map_err(|e| format!("--origin {name}: peer {e}"))?;
     Ok(OriginConfig {
         name: name.to_string(),
         http: http.to_string(),
@@ -359,5 +363,21 @@ mod tests {
         ] {
             assert!(parse_origin_flag(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn kubernetes_discovery_replaces_static_origins() {
+        let config = Config::parse(
+            "[discovery.kubernetes]\nservice = \"shoal-origin-headless\"\nnode = \"node-b\"\n",
+        )
+        .unwrap();
+        let settings = config.settings().unwrap();
+        assert!(settings.ring.is_empty());
+        let kubernetes = settings.discovery.kubernetes.unwrap();
+        assert_eq!(kubernetes.node, "node-b");
+        let origin = parse_origin_flag("o=http://o.svc:8080,peer=o.svc:7001").unwrap();
+        assert_eq!(origin.peer.to_string(), "o.svc:7001");
+        let err = parse_origin_flag("o=http://x,peer=o_1:7").unwrap_err();
+        assert!(err.contains("o_1:7"), "{err}");
     }
 }

@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use shoal_registry::RepositoryName;
 use shoal_registry::media::manifest_accept;
 use shoal_swarm::Digest;
-use shoal_swarm::ring::{Member, Ring};
+use shoal_swarm::ring::{Member, RingWatch};
 use tokio::time::Instant;
 
 /// Largest manifest accepted from an origin; real manifests are a few KiB.
@@ -64,15 +64,16 @@ pub struct Manifest {
 #[derive(Debug)]
 pub struct Origins {
     http: reqwest::Client,
-    ring: Ring,
+    ring: RingWatch,
     wait: Duration,
     fetched: AtomicU64,
 }
 
 impl Origins {
-    /// A client for the ring's origins. `timeout` bounds connecting and each
-    /// read; `wait` bounds the total time spent waiting on 202 answers.
-    pub fn new(ring: Ring, timeout: Duration, wait: Duration) -> Result<Self, OriginError> {
+    /// A client for the ring's origins, as the ring stands at each request.
+    /// `timeout` bounds connecting and each read; `wait` bounds the total
+    /// time spent waiting on 202 answers.
+    pub fn new(ring: RingWatch, timeout: Duration, wait: Duration) -> Result<Self, OriginError> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
@@ -91,9 +92,9 @@ impl Origins {
         self.fetched.load(Ordering::Relaxed)
     }
 
-    /// Whether any origin is configured.
+    /// Whether no origin is known (configured or discovered) right now.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.ring.borrow().is_empty()
     }
 
     /// Fetches (`head` false) or checks (`head` true) a manifest, passing the
@@ -220,12 +221,13 @@ impl Origins {
         key: &Digest,
         build: impl Fn(&Member) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, OriginError> {
-        if self.ring.is_empty() {
+        let ring = self.ring.borrow().clone();
+        if ring.is_empty() {
             return Err(OriginError::Unavailable("no origins configured".into()));
         }
         let deadline = Instant::now() + self.wait;
         let mut last = String::new();
-        for member in self.ring.preference(key) {
+        for member in ring.preference(key) {
             loop {
                 match build(member).send().await {
                     Ok(response) if response.status() == StatusCode::ACCEPTED => {
@@ -316,6 +318,8 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use shoal_swarm::ring::{Ring, fixed};
+
     use super::*;
 
     #[test]
@@ -334,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_origin_is_a_clean_unavailable() {
-        let ring = Ring::new(Vec::new(), 2).unwrap();
+        let ring = fixed(Ring::new(Vec::new(), 2).unwrap());
         let origins = Origins::new(ring, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         let name = RepositoryName::parse("a/b").unwrap();
         let at = Location { name, ns: None };
@@ -355,9 +359,12 @@ mod tests {
         let member = Member {
             name: "dead".into(),
             http: format!("http://127.0.0.1:{port}"),
-            peer: "127.0.0.1:1".parse().unwrap(),
+            peer: "127.0.0.1:1"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         };
-        let ring = Ring::new(vec![member], 2).unwrap();
+        let ring = fixed(Ring::new(vec![member], 2).unwrap());
         let origins = Origins::new(ring, Duration::from_secs(2), Duration::from_secs(2)).unwrap();
         let name = RepositoryName::parse("a").unwrap();
         let at = Location {

@@ -14,7 +14,7 @@
 //! Whoever fails or is down is skipped, and upstream is the last resort.
 
 use shoal_swarm::Digest;
-use shoal_swarm::ring::{Member, Ring};
+use shoal_swarm::ring::{Member, RingWatch};
 
 /// How to ask a peer origin for a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,23 +28,26 @@ pub(crate) enum CopyMode {
 /// The request header that marks a peek.
 pub(crate) const PEEK_HEADER: &str = "x-shoal-peek";
 
-/// This origin's view of the ring.
+/// This origin's view of the ring, as discovery keeps it. While this origin
+/// is not a member (discovered rings list a pod once it has an IP), it owns
+/// nothing and sends requests to the owners; an empty ring leaves it alone
+/// and owning everything.
 #[derive(Debug, Clone)]
 pub(crate) struct Cluster {
     name: String,
-    ring: Option<Ring>,
+    ring: Option<RingWatch>,
 }
 
 impl Cluster {
     /// `ring` None: a lone origin that owns everything.
-    pub(crate) fn new(name: String, ring: Option<Ring>) -> Self {
+    pub(crate) fn new(name: String, ring: Option<RingWatch>) -> Self {
         Cluster { name, ring }
     }
 
     /// The owner to redirect a request for `digest` to, or None when this
     /// origin owns it.
     pub(crate) fn redirect(&self, digest: &Digest) -> Option<Member> {
-        let ring = self.ring.as_ref()?;
+        let ring = self.ring.as_ref()?.borrow().clone();
         if ring.is_owner(&self.name, digest) {
             return None;
         }
@@ -53,7 +56,7 @@ impl Cluster {
 
     /// The peer origins to try, in order, before upstream.
     pub(crate) fn copy_sources(&self, digest: &Digest) -> Vec<(Member, CopyMode)> {
-        let Some(ring) = &self.ring else {
+        let Some(ring) = self.ring.as_ref().map(|r| r.borrow().clone()) else {
             return Vec::new();
         };
         let owners: Vec<&Member> = ring.owners(digest).collect();
@@ -75,6 +78,10 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use shoal_swarm::ring::{Ring, fixed};
+
     use super::*;
 
     fn ring(n: usize, replication: usize) -> Ring {
@@ -93,15 +100,15 @@ mod tests {
         let ring = ring(3, 2);
         let digest = Digest::of(b"blob");
         let owners: Vec<String> = ring.owners(&digest).map(|m| m.name.clone()).collect();
-        let top = Cluster::new(owners[0].clone(), Some(ring.clone()));
-        let second = Cluster::new(owners[1].clone(), Some(ring.clone()));
+        let top = Cluster::new(owners[0].clone(), Some(fixed(ring.clone())));
+        let second = Cluster::new(owners[1].clone(), Some(fixed(ring.clone())));
         let other = ring
             .members()
             .find(|m| !owners.contains(&m.name))
             .unwrap()
             .name
             .clone();
-        let outsider = Cluster::new(other, Some(ring));
+        let outsider = Cluster::new(other, Some(fixed(ring)));
 
         assert!(top.redirect(&digest).is_none());
         let sources = top.copy_sources(&digest);
@@ -127,5 +134,30 @@ mod tests {
         let lone = Cluster::new("o".into(), None);
         assert!(lone.redirect(&Digest::of(b"x")).is_none());
         assert!(lone.copy_sources(&Digest::of(b"x")).is_empty());
+    }
+
+    #[test]
+    fn ring_changes_move_ownership_at_once() {
+        let grown = ring(3, 1);
+        let owned_by = |name: &str| {
+            (0u32..)
+                .map(|i| Digest::of(&i.to_le_bytes()))
+                .find(|d| grown.owners(d).next().unwrap().name == name)
+                .unwrap()
+        };
+        let (mine, theirs) = (owned_by("o1"), owned_by("o2"));
+        let (sender, receiver) = tokio::sync::watch::channel(Arc::new(ring(1, 1)));
+        let cluster = Cluster::new("o1".into(), Some(receiver));
+        // Not a member yet: everything goes to o0.
+        assert_eq!(cluster.redirect(&mine).unwrap().name, "o0");
+        assert_eq!(cluster.redirect(&theirs).unwrap().name, "o0");
+        // Discovery adds o1 and o2.
+        sender.send_replace(Arc::new(grown.clone()));
+        assert!(cluster.redirect(&mine).is_none());
+        assert_eq!(cluster.redirect(&theirs).unwrap().name, "o2");
+        // Every origin gone from the Service: alone, it serves everything.
+        sender.send_replace(Arc::new(Ring::new(Vec::new(), 1).unwrap()));
+        assert!(cluster.redirect(&theirs).is_none());
+        assert!(cluster.copy_sources(&theirs).is_empty());
     }
 }

@@ -38,6 +38,9 @@ pub enum OriginError {
     /// An upstream client could not be built (e.g. an unusable CA file).
     #[error("building the upstream clients")]
     Upstream(#[from] UpstreamError),
+    /// `[discovery.kubernetes]` is set but no Kubernetes client could be made.
+    #[error("origin discovery")]
+    Discovery(#[from] shoal_discovery::DiscoveryError),
     /// The client for peer origins could not be built.
     #[error("building the peer origin client")]
     Replicas(#[source] reqwest::Error),
@@ -85,7 +88,13 @@ impl Origin {
         let counters = Arc::new(Counters::default());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let cluster = Cluster::new(settings.name.clone(), settings.ring.clone());
+        let ring = match settings.ring.clone() {
+            Some(configured) => Some(
+                shoal_discovery::ring(&settings.discovery, configured, shutdown.clone()).await?,
+            ),
+            None => None,
+        };
+        let cluster = Cluster::new(settings.name.clone(), ring);
         let fetcher = Fetcher::new(
             session.clone(),
             Arc::clone(&upstreams),

@@ -16,12 +16,28 @@
 //! SHA-256 outputs, so their bytes are already uniform; the finalizer only has
 //! to decorrelate members, which its full avalanche does.
 
+mod addr;
+
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 
 use crate::digest::Digest;
+
+pub use addr::{HostPort, HostPortError, PeerAddr};
+
+/// The ring as it stands now. Discovery (the origin Service's endpoints, or
+/// DNS lookups of the configured names) sends a new ring when members or
+/// their addresses change; readers take `borrow().clone()` per request and
+/// never hold the borrow across an await.
+pub type RingWatch = watch::Receiver<Arc<Ring>>;
+
+/// A [`RingWatch`] that never changes: the static configuration, or a test.
+pub fn fixed(ring: Ring) -> RingWatch {
+    watch::channel(Arc::new(ring)).1
+}
 
 /// Default number of origins that own each blob: one can fail or restart
 /// without sending every agent to the upstream registry.
@@ -35,8 +51,9 @@ pub struct Member {
     pub name: String,
     /// Base URL of the origin's HTTP API, e.g. `http://10.0.0.7:8080`.
     pub http: String,
-    /// The origin's swarm (peer protocol) address.
-    pub peer: SocketAddr,
+    /// The origin's swarm (peer protocol) address, `host:port`, and the
+    /// socket address it resolves to once known.
+    pub peer: PeerAddr,
 }
 
 /// Why a ring could not be built.
@@ -50,8 +67,10 @@ pub enum RingError {
     ZeroReplication,
 }
 
-/// A fixed set of origins and the replication factor.
-#[derive(Debug, Clone)]
+/// A set of origins and the replication factor. A new membership is a new
+/// ring (see [`RingWatch`]). Equal rings have the same members in the same
+/// order, so a publisher can skip sending a ring that did not change.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ring {
     members: Vec<(u64, Member)>,
     replication: usize,
@@ -78,6 +97,31 @@ impl Ring {
             members,
             replication,
         })
+    }
+
+    /// The same ring with each member's peer address replaced by
+    /// `peer(member)`, as DNS lookups fill in addresses. Names, and so
+    /// every assignment, stay as they are.
+    #[must_use]
+    pub fn map_peers(&self, mut peer: impl FnMut(&Member) -> PeerAddr) -> Ring {
+        let members = self
+            .members
+            .iter()
+            .map(|(seed, member)| {
+                let peer = peer(member);
+                (
+                    *seed,
+                    Member {
+                        peer,
+                        ..member.clone()
+                    },
+                )
+            })
+            .collect();
+        Ring {
+            members,
+            replication: self.replication,
+        }
     }
 
     /// The members, in the order given.
@@ -164,7 +208,7 @@ mod tests {
         Member {
             name: format!("origin-{i}"),
             http: format!("http://127.0.0.1:{}", 8000 + i),
-            peer: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)).into(),
         }
     }
 

@@ -23,10 +23,14 @@
 //! origin_timeout_ms = 5000      # per origin call
 //! replication = 2               # origins owning each blob
 //!
-//! [[origins]]
+//! [[origins]]                  # the static ring; see [discovery]
 //! name = "origin-0"
 //! http = "http://10.0.0.7:8080" # the origin's HTTP API
-//! peer = "10.0.0.7:7001"        # the origin's swarm port
+//! peer = "10.0.0.7:7001"        # swarm port: IP or DNS name, handed out resolved
+//!
+//! [discovery]                   # see shoal_discovery::config
+//! dns_refresh_seconds = 30      # re-resolve peer names this often
+//! # kubernetes = { service = "shoal-origin-headless" }  # follow EndpointSlices
 //! ```
 
 use std::net::SocketAddr;
@@ -34,7 +38,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use shoal_swarm::ring::{DEFAULT_REPLICATION, Member, Ring, RingError};
+pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
+use shoal_swarm::ring::{DEFAULT_REPLICATION, Ring, RingError, RingWatch};
 
 use crate::handout::Policy;
 use crate::store::MemoryStore;
@@ -53,6 +58,8 @@ pub struct Config {
     pub metainfo: MetainfoConfig,
     /// The origins, in any order.
     pub origins: Vec<OriginConfig>,
+    /// How the ring is followed beyond `origins`.
+    pub discovery: DiscoveryConfig,
 }
 
 /// `[announce]`.
@@ -105,18 +112,6 @@ pub struct MetainfoConfig {
     pub replication: usize,
 }
 
-/// One `[[origins]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Stable name; blob ownership depends on it alone.
-    pub name: String,
-    /// Base URL of the origin's HTTP API.
-    pub http: String,
-    /// The origin's swarm address, handed to peers.
-    pub peer: SocketAddr,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -125,6 +120,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             metainfo: MetainfoConfig::default(),
             origins: Vec::new(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -209,8 +205,9 @@ pub struct Settings {
     pub cache_bytes: usize,
     /// Time allowed per origin call.
     pub origin_timeout: Duration,
-    /// The origins.
-    pub ring: Ring,
+    /// The origins: the configured ring, which the binary replaces by the
+    /// one discovery follows (`shoal_discovery::ring`).
+    pub ring: RingWatch,
 }
 
 impl Config {
@@ -256,15 +253,7 @@ impl Config {
                 ));
             }
         }
-        let members = self
-            .origins
-            .iter()
-            .map(|o| Member {
-                name: o.name.clone(),
-                http: o.http.trim_end_matches('/').to_string(),
-                peer: o.peer,
-            })
-            .collect();
+        let members = self.origins.iter().map(OriginConfig::member).collect();
         let interval = Duration::from_secs(u64::from(a.interval_seconds));
         Ok(Settings {
             interval,
@@ -276,7 +265,7 @@ impl Config {
             },
             cache_bytes: self.metainfo.cache_bytes,
             origin_timeout: Duration::from_millis(self.metainfo.origin_timeout_ms),
-            ring: Ring::new(members, self.metainfo.replication)?,
+            ring: shoal_swarm::ring::fixed(Ring::new(members, self.metainfo.replication)?),
         })
     }
 }
@@ -308,7 +297,7 @@ mod tests {
         let config = Config::parse(&example).unwrap();
         assert_eq!(config.origins.len(), 1);
         assert_eq!(config.store.backend, Backend::Memory);
-        assert_eq!(config.settings().unwrap().ring.len(), 1);
+        assert_eq!(config.settings().unwrap().ring.borrow().len(), 1);
     }
 
     #[test]
@@ -339,5 +328,24 @@ mod tests {
                 .to_string()
                 .starts_with("origins.http")
         );
+    }
+
+    #[test]
+    fn peers_may_be_dns_names_and_bad_ones_are_named() {
+        let config = Config::parse(
+            "[[origins]]\nname = \"shoal-origin-0\"\nhttp = \"http://shoal-origin-0.h.ns.svc:8080\"\npeer = \"shoal-origin-0.h.ns.svc:7001\"\n",
+        )
+        .unwrap();
+        let ring = config.settings().unwrap().ring.borrow().clone();
+        let member = ring.members().next().unwrap();
+        assert_eq!(
+            member.peer.configured().to_string(),
+            "shoal-origin-0.h.ns.svc:7001"
+        );
+        assert_eq!(member.peer.resolved(), None);
+        let err =
+            Config::parse("[[origins]]\nname = \"a\"\nhttp = \"http://x\"\npeer = \"a b:7\"\n")
+                .unwrap_err();
+        assert!(err.contains("origins.peer: \"a b:7\""), "{err}");
     }
 }

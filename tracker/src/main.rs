@@ -62,7 +62,13 @@ async fn main() -> anyhow::Result<()> {
         None => Config::default(),
     };
     args.apply(&mut config);
-    let settings = config.settings().context("invalid configuration")?;
+    let mut settings = config.settings().context("invalid configuration")?;
+    // The configured ring, followed through DNS or Kubernetes from now on;
+    // the discovery tasks end with the process.
+    let configured = settings.ring.borrow().as_ref().clone();
+    settings.ring = shoal_discovery::ring(&config.discovery, configured, Default::default())
+        .await
+        .context("starting origin discovery")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -77,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         listen = %listener.local_addr()?,
         store = ?config.store.backend,
-        origins = settings.ring.len(),
+        origins = settings.ring.borrow().len(),
         interval_s = settings.interval.as_secs(),
         "tracker serving"
     );

@@ -72,11 +72,11 @@ impl<S: PeerStore> Tracker for TrackerService<S> {
                 tracing::warn!(%error, "peer store failed");
                 Status::unavailable(format!("peer store: {error}"))
             })?;
-        let owners: Vec<SocketAddr> = self
-            .settings
-            .ring
+        // Owners whose name has not resolved yet are not handed out.
+        let ring = self.settings.ring.borrow().clone();
+        let owners: Vec<SocketAddr> = ring
             .owners(&announce.digest)
-            .map(|member| member.peer)
+            .filter_map(|member| member.peer.resolved())
             .collect();
         let requester = Requester {
             id: announce.record.id,

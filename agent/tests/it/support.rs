@@ -206,7 +206,7 @@ impl Origin {
         OriginConfig {
             name: self.name.clone(),
             http: format!("http://{}", self.http),
-            peer: self.peer,
+            peer: self.peer.into(),
         }
     }
 

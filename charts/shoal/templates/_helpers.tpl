@@ -85,6 +85,20 @@ peer = "{{ $origin }}-{{ $i }}.{{ $headless }}.{{ $.Release.Namespace }}.svc:{{ 
 {{- end }}
 {{- end -}}
 
+{{/*
+Discovery through the Kubernetes API, when the chart grants its rights
+(rbac.create): the ring follows the headless Service's EndpointSlices (the
+[[origins]] above serve until the first list), and an agent announces its
+Node's topology.kubernetes.io/zone label ($NODE_NAME).
+*/}}
+{{- define "shoal.discovery" -}}
+{{- if .Values.rbac.create }}
+[discovery.kubernetes]
+service = {{ include "shoal.origin.headless" . | quote }}
+namespace = {{ .Release.Namespace | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* Registries the agent's init container writes hosts.toml for. */}}
 {{- define "shoal.mirroredRegistries" -}}
 {{- $names := list -}}

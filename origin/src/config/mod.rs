@@ -20,7 +20,12 @@
 //! [[origins]]                        # the cluster; must name this origin
 //! name = "origin-0"
 //! http = "http://10.0.0.7:8080"
-//! peer = "10.0.0.7:7001"
+//! peer = "10.0.0.7:7001"             # IP or DNS name, and port
+//!
+//! [discovery]                        # see shoal_discovery::config
+//! dns_refresh_seconds = 30
+//! # In Kubernetes, follow the origins' headless Service instead:
+//! # kubernetes = { service = "shoal-origin-headless" }
 //!
 //! [upstreams."docker.io"]
 //! endpoint = "registry-1.docker.io"
@@ -41,9 +46,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shoal_registry::reference::parse_namespace;
-use shoal_swarm::ring::{DEFAULT_REPLICATION, Member, Ring, RingError};
+use shoal_swarm::ring::{DEFAULT_REPLICATION, Ring, RingError};
 
 pub use secret::Secret;
+pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
 pub use upstream::{Credentials, RegistrySpec, UpstreamConfig, UpstreamSpec};
 
 /// The configuration file's contents.
@@ -77,18 +83,8 @@ pub struct Config {
     pub origins: Vec<OriginConfig>,
     /// Upstreams by namespace.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
-}
-
-/// One `[[origins]]` entry, as in the tracker's and agent's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Stable name; blob ownership depends on it alone.
-    pub name: String,
-    /// Base URL of the origin's HTTP API.
-    pub http: String,
-    /// The origin's swarm address.
-    pub peer: SocketAddr,
+    /// How the ring is followed beyond `origins`.
+    pub discovery: DiscoveryConfig,
 }
 
 impl Default for Config {
@@ -107,6 +103,7 @@ impl Default for Config {
             fetch_wait_ms: 1000,
             origins: Vec::new(),
             upstreams: BTreeMap::new(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -189,8 +186,12 @@ pub struct Settings {
     pub manifest_cache_bytes: u64,
     /// How long a cold blob request waits for its fetch before 202.
     pub fetch_wait: Duration,
-    /// The cluster; None when this origin alone owns every blob.
+    /// The configured cluster; None when this origin alone owns every
+    /// blob. [`Origin::start`](crate::Origin::start) follows it as
+    /// `discovery` says.
     pub ring: Option<Ring>,
+    /// Ring discovery.
+    pub discovery: DiscoveryConfig,
     /// Checked upstreams by (lowercase) namespace.
     pub upstreams: BTreeMap<String, UpstreamSpec>,
 }
@@ -267,6 +268,7 @@ impl Config {
             fetch_wait: Duration::from_millis(self.fetch_wait_ms),
             ring,
             upstreams,
+            discovery: self.discovery.clone(),
         })
     }
 
@@ -275,7 +277,15 @@ impl Config {
             if self.replication == 0 {
                 return Err(RingError::ZeroReplication.into());
             }
-            return Ok(None);
+            // Discovered members join later; until then, alone.
+            let discovered = self
+                .discovery
+                .kubernetes
+                .as_ref()
+                .is_some_and(|k| !k.service.is_empty());
+            return Ok(discovered
+                .then(|| Ring::new(Vec::new(), self.replication))
+                .transpose()?);
         }
         let mut members = Vec::with_capacity(self.origins.len());
         for origin in &self.origins {
@@ -285,11 +295,7 @@ impl Config {
                     reason: format!("{:?} is not an http:// or https:// URL", origin.http),
                 });
             }
-            members.push(Member {
-                name: origin.name.clone(),
-                http: origin.http.trim_end_matches('/').to_string(),
-                peer: origin.peer,
-            });
+            members.push(origin.member());
         }
         if !members.iter().any(|m| m.name == self.name) {
             return Err(ConfigError::Invalid {
@@ -377,5 +383,33 @@ mod tests {
             .unwrap();
         assert_eq!(settings.default_registry.as_deref(), Some("shoal.local"));
         assert!(settings.ring.is_none());
+    }
+
+    #[test]
+    fn peers_may_be_dns_names_and_discovery_may_bring_the_ring() {
+        let layout = "[upstreams.\"l\"]\nlayout = \"/x\"\n";
+        let settings = Config::parse(&format!(
+            "name = \"shoal-origin-0\"\n[[origins]]\nname = \"shoal-origin-0\"\n\
+             http = \"http://shoal-origin-0.h.ns.svc:8080\"\npeer = \"shoal-origin-0.h.ns.svc:7001\"\n{layout}"
+        ))
+        .unwrap()
+        .settings()
+        .unwrap();
+        let ring = settings.ring.unwrap();
+        let member = ring.members().next().unwrap();
+        assert_eq!(member.peer.configured().host(), "shoal-origin-0.h.ns.svc");
+        let settings = Config::parse(&format!(
+            "[discovery.kubernetes]\nservice = \"shoal-origin-headless\"\n{layout}"
+        ))
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert_eq!(settings.ring.map(|r| r.len()), Some(0));
+        let err = Config::parse(&format!(
+            "[[origins]]\nname = \"origin-0\"\nhttp = \"http://x\"\npeer = \"x:0\"\n{layout}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("origins.peer: \"x:0\""), "{err}");
     }
 }

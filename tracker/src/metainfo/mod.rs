@@ -21,7 +21,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use shoal_proto::tracker::Metainfo as MetainfoProto;
 use shoal_swarm::Digest;
-use shoal_swarm::ring::Ring;
+use shoal_swarm::ring::RingWatch;
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -98,7 +98,7 @@ pub struct MetainfoSource {
 }
 
 struct Inner {
-    ring: Ring,
+    ring: RingWatch,
     client: OriginClient,
     /// Lock order: `inflight`, then `cache`.
     cache: Mutex<MetainfoCache>,
@@ -106,9 +106,13 @@ struct Inner {
 }
 
 impl MetainfoSource {
-    /// A source asking `ring`'s origins, each call limited to `timeout`,
-    /// caching up to `cache_bytes`.
-    pub fn new(ring: Ring, cache_bytes: usize, timeout: Duration) -> Result<Self, ClientError> {
+    /// A source asking `ring`'s origins (as the ring stands at each call),
+    /// each call limited to `timeout`, caching up to `cache_bytes`.
+    pub fn new(
+        ring: RingWatch,
+        cache_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         Ok(MetainfoSource {
             inner: Arc::new(Inner {
                 ring,
@@ -166,7 +170,8 @@ impl MetainfoSource {
     async fn ask_origins(&self, query: &MetainfoQuery) -> Outcome {
         let mut tried = 0;
         let mut last = String::new();
-        for origin in self.inner.ring.preference(&query.digest) {
+        let ring = self.inner.ring.borrow().clone();
+        for origin in ring.preference(&query.digest) {
             tried += 1;
             match self.inner.client.metainfo(origin, query).await {
                 Ok(Answer::Ready(metainfo)) => return Ok(Arc::new(metainfo)),
@@ -215,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn no_origins_is_unavailable() {
         let source = MetainfoSource::new(
-            Ring::new(vec![], 2).unwrap(),
+            shoal_swarm::ring::fixed(shoal_swarm::ring::Ring::new(vec![], 2).unwrap()),
             1 << 20,
             Duration::from_secs(1),
         )

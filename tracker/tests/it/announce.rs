@@ -88,7 +88,7 @@ async fn owning_origins_are_handed_out_until_three_peers_seed() {
         .map(|i| Member {
             name: format!("origin-{i}"),
             http: "http://127.0.0.1:1".into(),
-            peer: ([127, 0, 0, 1], free_port()).into(),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())).into(),
         })
         .collect();
     let tracker = InProcess::start(settings(&origins_toml(&members)), MemoryStore::default()).await;

@@ -56,3 +56,50 @@ async fn flags_override_the_file_and_sigterm_stops_cleanly() {
     assert!(status.success(), "{status:?}");
     assert_eq!(health(tracker.addr).await, None);
 }
+
+/// A Kubernetes-style ring: origins named by DNS names, which the tracker
+/// resolves and hands out as IPs; an unresolvable one is not handed out.
+#[tokio::test]
+async fn origin_peer_names_are_handed_out_resolved() {
+    let ring = "[metainfo]\nreplication = 2\n\
+        [[origins]]\nname = \"origin-0\"\nhttp = \"http://localhost:1\"\npeer = \"localhost:7101\"\n\
+        [[origins]]\nname = \"origin-1\"\nhttp = \"http://origin-1.invalid:1\"\npeer = \"origin-1.invalid:7102\"\n";
+    let tracker = Process::start(ring, &[]).await;
+    let response = client(tracker.addr)
+        .await
+        .announce(announce(&Digest::of(b"layer"), 1, 0, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let origins: Vec<_> = response
+        .peers
+        .iter()
+        .filter(|p| p.origin)
+        .map(|p| {
+            let peer = p.peer.as_ref().unwrap();
+            (peer.address.clone(), peer.port)
+        })
+        .collect();
+    assert_eq!(origins, [("127.0.0.1".to_string(), 7101)]);
+}
+
+#[test]
+fn a_bad_origin_peer_is_refused_by_name() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[[origins]]\nname = \"a\"\nhttp = \"http://a:1\"\npeer = \"origin_0.svc:7001\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"))
+        .arg("--config")
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("origins.peer: \"origin_0.svc:7001\""),
+        "{stderr}"
+    );
+}

@@ -243,7 +243,7 @@ impl TestOrigin {
             member: Member {
                 name: name.into(),
                 http,
-                peer: SocketAddr::from(([127, 0, 0, 1], free_port())),
+                peer: SocketAddr::from(([127, 0, 0, 1], free_port())).into(),
             },
             calls: state.calls.clone(),
             last_query: state.last_query.clone(),
