@@ -44,6 +44,18 @@ impl Process {
         args: &[String],
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(name, binary, args, log_dir, &[])
+    }
+
+    /// [`Process::spawn`] with extra environment variables, which override
+    /// the inherited ones (`RUST_LOG=trace` for one process, say).
+    pub fn spawn_with_env(
+        name: &str,
+        binary: &str,
+        args: &[String],
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let path = self::binary(binary)?;
         let log = log_dir.join(format!("{name}.log"));
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
@@ -54,6 +66,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
