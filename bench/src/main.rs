@@ -8,7 +8,12 @@
 //!   announce of the `shoal-tracker` binary with its memory or Redis store.
 //! - `origin`: a cold origin fetch (with metainfo) from a local registry vs
 //!   `curl` of the same blob.
+//! - `agent warm|ttfb|memory`: the real agent binary (with tracker, origin
+//!   and a docker-registry) pulled through by skopeo and HTTP: warm-cache
+//!   copy vs the registry, time to first byte vs the piece-transfer time,
+//!   and its peak RSS.
 
+mod agent;
 mod baseline;
 mod blob;
 mod hash;
@@ -73,6 +78,11 @@ enum Bench {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// The agent binary in a real cluster: warm pull, first byte, memory.
+    Agent {
+        #[command(subcommand)]
+        bench: agent::AgentBench,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,5 +111,6 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             connections,
         })),
+        Bench::Agent { bench } => runtime.block_on(agent::run(bench)),
     }
 }

@@ -14,10 +14,16 @@ use anyhow::{Context as _, bail};
 /// `<target>/<profile>/deps/`, the binaries in `<target>/<profile>/`.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable is not in <target>/<profile>/deps")?;
+    let own_dir = exe.parent().context("the executable has no directory")?;
+    // A binary (the benchmarks) sits beside the others in <profile>/; a
+    // test executable sits in <profile>/deps/.
+    let profile_dir = if own_dir.join(name).is_file() {
+        own_dir
+    } else {
+        own_dir
+            .parent()
+            .context("the test executable is not in <target>/<profile>/deps")?
+    };
     let path = profile_dir.join(name);
     if !path.is_file() {
         bail!(

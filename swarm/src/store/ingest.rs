@@ -1,6 +1,7 @@
 //! Writing a blob whose bytes arrive in order, as the origin receives them
 //! from upstream: the bytes are hashed into metainfo as they are written, so
-//! the blob is never read back.
+//! the blob is never read back. The hashing and early flushes run on threads
+//! of their own ([`Followers`]), beside the writing.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -10,15 +11,16 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::error::{StoreError, blocking, io_error};
+use super::followers::Followers;
 use super::layout::{open_rw, publish};
 use super::reader::BlobReader;
 use super::{Inner, PinGuard};
 use crate::digest::Digest;
-use crate::metainfo::{Metainfo, MetainfoError, MetainfoHasher};
+use crate::metainfo::Metainfo;
 
-/// Bytes buffered before one write and hash on the blocking pool: large
-/// enough that the hop costs little next to hashing, small enough to bound
-/// memory per ingest.
+/// Bytes buffered before one write on the blocking pool: large enough that
+/// the hop costs little next to writing, small enough to bound memory per
+/// ingest.
 const FLUSH_BYTES: usize = 1 << 20;
 
 /// Sequential writer for one blob. Call [`BlobWriter::finish`] after the
@@ -32,7 +34,7 @@ pub struct BlobWriter {
     path: PathBuf,
     file: Arc<File>,
     /// Taken while a flush runs; None after a failed or cancelled flush.
-    hasher: Option<MetainfoHasher>,
+    followers: Option<Followers>,
     buffer: BytesMut,
     flushed: u64,
     /// Some until the blob is complete.
@@ -56,13 +58,23 @@ impl BlobWriter {
                 return Err(e);
             }
         };
+        let file = Arc::new(file);
+        let piece_length = Metainfo::piece_length_for(length);
+        let followers = match Followers::spawn(piece_length, Arc::clone(&file), path.clone()) {
+            Ok(followers) => followers,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                pin.forget_entry();
+                return Err(e);
+            }
+        };
         Ok(BlobWriter {
             inner,
             digest,
             length,
             path,
-            file: Arc::new(file),
-            hasher: Some(MetainfoHasher::new(length)),
+            file,
+            followers: Some(followers),
             buffer: BytesMut::new(),
             flushed: 0,
             pin: Some(pin),
@@ -97,16 +109,19 @@ impl BlobWriter {
                 actual: self.flushed,
             });
         }
-        let hasher = self.hasher.take().ok_or_else(poisoned)?;
-        let metainfo = Arc::new(hasher.finish(self.digest).map_err(|e| match e {
-            MetainfoError::DigestMismatch { expected, actual } => {
-                StoreError::DigestMismatch { expected, actual }
-            }
-            MetainfoError::LengthMismatch { expected, actual } => {
-                StoreError::LengthMismatch { expected, actual }
-            }
-            other => StoreError::Metainfo(other),
-        })?);
+        let followers = self.followers.take().ok_or_else(poisoned)?;
+        let hashes = blocking(move || followers.finish()).await?;
+        if hashes.digest != self.digest {
+            return Err(StoreError::DigestMismatch {
+                expected: self.digest,
+                actual: hashes.digest,
+            });
+        }
+        let piece_length = Metainfo::piece_length_for(self.length);
+        let metainfo = Arc::new(
+            Metainfo::new(self.digest, self.length, piece_length, hashes.pieces)
+                .map_err(StoreError::Metainfo)?,
+        );
         let layout = self.inner.layout().clone();
         let seq = self.inner.next_seq();
         let (m, file, path) = (
@@ -123,21 +138,23 @@ impl BlobWriter {
         Ok((metainfo, reader))
     }
 
-    /// Writes and hashes the buffered bytes on the blocking pool.
+    /// Writes the buffered bytes on the blocking pool, then queues them for
+    /// the hashing and flushing threads, which run on while the next bytes
+    /// are written.
     async fn flush(&mut self) -> Result<(), StoreError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let mut hasher = self.hasher.take().ok_or_else(poisoned)?;
+        let followers = self.followers.take().ok_or_else(poisoned)?;
         let chunk: Bytes = self.buffer.split().freeze();
         let (file, path, offset) = (Arc::clone(&self.file), self.path.clone(), self.flushed);
         let len = chunk.len() as u64;
-        self.hasher = Some(
+        self.followers = Some(
             blocking(move || {
                 file.write_all_at(&chunk, offset)
                     .map_err(|e| io_error(&path, e))?;
-                hasher.update(&chunk);
-                Ok(hasher)
+                followers.feed(&chunk);
+                Ok(followers)
             })
             .await?,
         );

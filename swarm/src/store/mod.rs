@@ -38,11 +38,13 @@
 //! # Modules
 //! `state` (the index, pins, admission), `quota` (LRU accounting as plain
 //! data), `partial` with `bitmap` and `prefix` (downloads and their
-//! incremental whole-blob hash), `ingest`, `reader`, `scan` (open-time
-//! cleanup), `layout` (paths and ordered filesystem steps), `error`.
+//! incremental whole-blob hash), `ingest` with `followers` (its hashing and
+//! flushing threads), `reader`, `scan` (open-time cleanup), `layout` (paths
+//! and ordered filesystem steps), `error`.
 
 mod bitmap;
 mod error;
+mod followers;
 mod ingest;
 mod layout;
 mod partial;
