@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine as _;
+use oci_spec::image::{Arch, Descriptor, Os};
+use shoal_registry::layout::LayoutWriter;
 
 pub const USER: &str = "shoal";
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -136,6 +138,30 @@ impl Registry {
             "docker-registry did not listen: {}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
+    }
+
+    /// Writes an amd64 image of one random `len`-byte layer (from `seed`)
+    /// as an OCI layout in `dir` and pushes it as `<repo>:<tag>` with its
+    /// digests kept; returns the layer. What most fault tests pull.
+    pub fn push_one_layer_image(
+        &self,
+        dir: &Path,
+        repo: &str,
+        tag: &str,
+        len: u64,
+        seed: u64,
+    ) -> Descriptor {
+        let layout = dir.join("layout");
+        let mut writer = LayoutWriter::create(&layout).expect("creating the layout");
+        let layer = writer
+            .add_random_layer(len, seed)
+            .expect("writing the layer");
+        let image = writer
+            .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
+            .expect("writing the image");
+        writer.finish(&[(tag, image)]).expect("writing index.json");
+        self.push(&layout, tag, repo, tag, &["--preserve-digests"]);
+        layer
     }
 
     /// Pushes `oci:<layout>:<tag>` to `<repo>:<tag>` with skopeo; `extra`

@@ -8,12 +8,10 @@
 // A panic is a failed test, in helpers as in the tests.
 #![allow(clippy::unwrap_used)]
 
-use oci_spec::image::{Arch, Os};
 use sha2::{Digest as _, Sha256};
 use shoal_e2e::cluster::{Cluster, ClusterSpec};
 use shoal_e2e::corrupt_peer::CorruptPeer;
 use shoal_e2e::registry::{Auth, Registry};
-use shoal_registry::layout::LayoutWriter;
 
 const MIB: u64 = 1 << 20;
 
@@ -21,14 +19,7 @@ const MIB: u64 = 1 << 20;
 async fn a_peer_serving_corrupt_pieces_is_banned_and_never_reaches_a_client() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(Auth::Anonymous).await;
-    let layout = dir.path().join("layout");
-    let mut writer = LayoutWriter::create(&layout).unwrap();
-    let layer = writer.add_random_layer(8 * MIB, 91).unwrap();
-    let image = writer
-        .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
-        .unwrap();
-    writer.finish(&[("v1", image)]).unwrap();
-    registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    let layer = registry.push_one_layer_image(dir.path(), "team/app", "v1", 8 * MIB, 91);
     let digest = layer.digest().to_string();
 
     let spec = ClusterSpec {

@@ -10,11 +10,9 @@
 
 use std::net::SocketAddr;
 
-use oci_spec::image::{Arch, Os};
 use shoal_e2e::cluster::{Cluster, ClusterSpec};
 use shoal_e2e::raw_http::{RawResponse, exchange, request};
 use shoal_e2e::registry::{Auth, Registry};
-use shoal_registry::layout::LayoutWriter;
 
 const MIB: u64 = 1 << 20;
 /// SHA-256 of nothing the registry holds.
@@ -396,14 +394,7 @@ fn smuggling(host: SocketAddr, blob: &str) -> Vec<(&'static str, String, u16)> {
 async fn start() -> (tempfile::TempDir, Registry, Cluster, (String, u64)) {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(Auth::Anonymous).await;
-    let layout = dir.path().join("layout");
-    let mut writer = LayoutWriter::create(&layout).unwrap();
-    let layer = writer.add_random_layer(3 * MIB, 81).unwrap();
-    let image = writer
-        .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
-        .unwrap();
-    writer.finish(&[("v1", image)]).unwrap();
-    registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    let layer = registry.push_one_layer_image(dir.path(), "team/app", "v1", 3 * MIB, 81);
     let spec = ClusterSpec {
         origins: 1,
         agents: 1,

@@ -10,12 +10,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use oci_spec::image::{Arch, Os};
 use sha2::{Digest as _, Sha256};
 use shoal_e2e::cluster::{Cluster, ClusterSpec};
 use shoal_e2e::process::Process;
 use shoal_e2e::registry::{Auth, Registry};
-use shoal_registry::layout::LayoutWriter;
 
 const MIB: u64 = 1 << 20;
 
@@ -35,14 +33,7 @@ fn sha256(bytes: &[u8]) -> String {
 async fn pulls_survive_losing_an_origin_and_a_restarted_origin_serves_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(Auth::Anonymous).await;
-    let layout = dir.path().join("layout");
-    let mut writer = LayoutWriter::create(&layout).unwrap();
-    let layer = writer.add_random_layer(24 * MIB, 41).unwrap();
-    let image = writer
-        .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
-        .unwrap();
-    writer.finish(&[("v1", image)]).unwrap();
-    registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    let layer = registry.push_one_layer_image(dir.path(), "team/app", "v1", 24 * MIB, 41);
     let digest = layer.digest().to_string();
 
     let spec = ClusterSpec {

@@ -12,10 +12,8 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use oci_spec::image::{Arch, Os};
 use shoal_e2e::process::{Process, free_addr};
 use shoal_e2e::registry::{Auth, PASSWORD, Registry, USER, WRONG_PASSWORD};
-use shoal_registry::layout::LayoutWriter;
 
 /// Starts an origin at trace level whose upstream uses `password`, pulls
 /// through it, and returns everything it said: log, stats, bodies.
@@ -114,14 +112,7 @@ fn assert_clean(said: &str, what: &str) {
 async fn check(auth: Auth, label: &str) {
     let registry = Registry::start(auth).await;
     let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let mut writer = LayoutWriter::create(&layout).unwrap();
-    let layer = writer.add_random_layer(256 * 1024, 7).unwrap();
-    let image = writer
-        .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
-        .unwrap();
-    writer.finish(&[("v1", image)]).unwrap();
-    registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    let layer = registry.push_one_layer_image(dir.path(), "team/app", "v1", 256 * 1024, 7);
     let layer = layer.digest().to_string();
 
     let (said, statuses) =

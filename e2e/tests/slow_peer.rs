@@ -10,12 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use oci_spec::image::{Arch, Os};
 use sha2::{Digest as _, Sha256};
 use shoal_e2e::cluster::{Cluster, ClusterSpec};
 use shoal_e2e::corrupt_peer::{Behaviour, CorruptPeer};
 use shoal_e2e::registry::{Auth, Registry};
-use shoal_registry::layout::LayoutWriter;
 use shoal_swarm::Metainfo;
 
 const MIB: u64 = 1 << 20;
@@ -27,14 +25,7 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 async fn a_64_kib_per_second_peer_does_not_hold_the_others_back() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(Auth::Anonymous).await;
-    let layout = dir.path().join("layout");
-    let mut writer = LayoutWriter::create(&layout).unwrap();
-    let layer = writer.add_random_layer(16 * MIB, 31).unwrap();
-    let image = writer
-        .add_image(std::slice::from_ref(&layer), Arch::Amd64, Os::Linux)
-        .unwrap();
-    writer.finish(&[("v1", image)]).unwrap();
-    registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    let layer = registry.push_one_layer_image(dir.path(), "team/app", "v1", 16 * MIB, 31);
     let digest = layer.digest().to_string();
 
     let spec = ClusterSpec {
