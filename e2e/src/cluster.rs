@@ -135,3 +135,25 @@ fn start(dir: &Path, name: &str, binary: &str, config: &str) -> anyhow::Result<P
 fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Bytes the origin at `http` has sent to agents, over HTTP and the peer
+/// protocol, from its stats page.
+pub async fn origin_served(http: SocketAddr) -> anyhow::Result<u64> {
+    let stats: serde_json::Value = reqwest::get(format!("http://{http}/shoal/v1/stats"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let counter = |name: &str| {
+        stats[name]
+            .as_u64()
+            .with_context(|| format!("the origin's stats lack {name}"))
+    };
+    Ok(counter("http_bytes_sent")? + counter("peer_bytes_sent")?)
+}
+
+/// `sha256:<hex>` of `bytes`: what a client's bytes must match.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}

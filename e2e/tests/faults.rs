@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::image::{Arch, Descriptor, Os};
 use sha2::{Digest as _, Sha256};
-use shoal_e2e::cluster::{Cluster, ClusterSpec};
+use shoal_e2e::cluster::{Cluster, ClusterSpec, origin_served, sha256_digest};
 use shoal_e2e::process::{Process, free_addr};
 use shoal_e2e::registry::{Auth, Registry};
 use shoal_registry::layout::LayoutWriter;
@@ -48,23 +48,6 @@ fn cluster(registry: &Registry, root: &Path, agents: usize, origin_upload_limit:
     let dir = root.join("cluster");
     std::fs::create_dir_all(&dir).unwrap();
     Cluster::start(&dir, &spec).unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// Bytes the origin has sent to agents over HTTP and the peer protocol.
-async fn origin_served(http: SocketAddr) -> u64 {
-    let stats: serde_json::Value = reqwest::get(format!("http://{http}/shoal/v1/stats"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    stats["http_bytes_sent"].as_u64().unwrap() + stats["peer_bytes_sent"].as_u64().unwrap()
 }
 
 /// The listening sockets on `port`, as `(local address hex, table)` rows of
@@ -151,7 +134,7 @@ async fn fifty_clients_on_one_blob_cause_one_download() {
     let cluster = cluster(&registry, dir.path(), 1, 0);
     let digest = layer.digest().to_string();
     let url = format!("http://{}/v2/team/app/blobs/{digest}", cluster.agents[0].1);
-    let before = origin_served(cluster.origins[0].1).await;
+    let before = origin_served(cluster.origins[0].1).await.unwrap();
 
     let client = reqwest::Client::new();
     let clients: Vec<_> = (0..50)
@@ -159,7 +142,7 @@ async fn fifty_clients_on_one_blob_cause_one_download() {
             let (client, url) = (client.clone(), url.clone());
             tokio::spawn(async move {
                 let response = client.get(url).send().await?.error_for_status()?;
-                anyhow::Ok(sha256(&response.bytes().await?))
+                anyhow::Ok(sha256_digest(&response.bytes().await?))
             })
         })
         .collect();
@@ -170,7 +153,7 @@ async fn fifty_clients_on_one_blob_cause_one_download() {
             .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
         assert_eq!(got, digest, "a client got other bytes than the layer's");
     }
-    let served = origin_served(cluster.origins[0].1).await - before;
+    let served = origin_served(cluster.origins[0].1).await.unwrap() - before;
     println!(
         "origin served {served} bytes for 50 clients of a {}-byte layer",
         layer.size()
@@ -211,7 +194,7 @@ async fn pulls_succeed_through_the_origin_when_the_tracker_is_down() {
         .unwrap();
     let took = started.elapsed();
     println!("pull with the tracker down took {took:?}");
-    assert_eq!(sha256(&body), layer.digest().to_string());
+    assert_eq!(sha256_digest(&body), layer.digest().to_string());
     // The bound: one stall timeout before the fallback, plus the transfer.
     assert!(
         took < STALL_TIMEOUT + Duration::from_secs(10),
@@ -262,7 +245,7 @@ async fn a_pull_survives_the_tracker_dying_mid_transfer() {
         .bytes()
         .await
         .unwrap();
-    assert_eq!(sha256(&body), layer.digest().to_string());
+    assert_eq!(sha256_digest(&body), layer.digest().to_string());
     let took = started.elapsed();
     println!("both pulls took {took:?}");
     // Two transfers at the origin's cap, plus one stall timeout each.

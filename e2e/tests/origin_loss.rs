@@ -11,23 +11,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use shoal_e2e::cluster::{Cluster, ClusterSpec};
+use shoal_e2e::cluster::{Cluster, ClusterSpec, origin_served, sha256_digest};
 use shoal_e2e::process::Process;
 use shoal_e2e::registry::{Auth, Registry};
 
 const MIB: u64 = 1 << 20;
-
-async fn origin_served(http: SocketAddr) -> u64 {
-    let Ok(response) = reqwest::get(format!("http://{http}/shoal/v1/stats")).await else {
-        return 0;
-    };
-    let stats: serde_json::Value = response.json().await.unwrap_or_default();
-    stats["http_bytes_sent"].as_u64().unwrap_or(0) + stats["peer_bytes_sent"].as_u64().unwrap_or(0)
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_survive_losing_an_origin_and_a_restarted_origin_serves_from_disk() {
@@ -61,8 +49,8 @@ async fn pulls_survive_losing_an_origin_and_a_restarted_origin_serves_from_disk(
         if victim.is_none() {
             // Kill whichever origin is serving this pull.
             let served = [
-                origin_served(origins[0]).await,
-                origin_served(origins[1]).await,
+                origin_served(origins[0]).await.unwrap_or(0),
+                origin_served(origins[1]).await.unwrap_or(0),
             ];
             let busiest = usize::from(served[1] > served[0]);
             cluster.origins[busiest].0.kill();
@@ -86,7 +74,7 @@ async fn pulls_survive_losing_an_origin_and_a_restarted_origin_serves_from_disk(
         .bytes()
         .await
         .unwrap();
-    assert_eq!(sha256(&body), digest);
+    assert_eq!(sha256_digest(&body), digest);
 
     // Restart the killed origin: it serves the stored blob without asking
     // upstream again.
@@ -110,7 +98,7 @@ async fn pulls_survive_losing_an_origin_and_a_restarted_origin_serves_from_disk(
     .unwrap();
     assert_eq!(response.status(), 200, "{}", restarted.log_text());
     let body = response.bytes().await.unwrap();
-    assert_eq!(sha256(&body), digest);
+    assert_eq!(sha256_digest(&body), digest);
     assert_eq!(
         registry.requests(&format!("GET /v2/team/app/blobs/{digest}")),
         upstream_before,

@@ -11,11 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oci_spec::image::{Arch, Descriptor, Os};
-use sha2::{Digest, Sha256};
 use shoal_e2e::clients::{
     Containerd, copied_manifest_digest, docker_pull, require_docker, skopeo_copy,
 };
-use shoal_e2e::cluster::{Cluster, ClusterSpec};
+use shoal_e2e::cluster::{Cluster, ClusterSpec, origin_served, sha256_digest};
 use shoal_e2e::process::binary;
 use shoal_e2e::registry::{Auth, Registry};
 use shoal_registry::layout::LayoutWriter;
@@ -65,20 +64,6 @@ fn push_images(registry: &Registry, root: &Path) -> Images {
     }
 }
 
-/// Bytes the origin has sent to agents, over HTTP and the peer protocol,
-/// from its stats page.
-async fn origin_served(http: std::net::SocketAddr) -> u64 {
-    let stats: serde_json::Value = reqwest::get(format!("http://{http}/shoal/v1/stats"))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    stats["http_bytes_sent"].as_u64().unwrap() + stats["peer_bytes_sent"].as_u64().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_ctr_and_docker_pull_through_real_agents() {
     require_docker().unwrap();
@@ -105,7 +90,7 @@ async fn skopeo_ctr_and_docker_pull_through_real_agents() {
     // Large enough that start-up, when no agent has a piece to swap yet,
     // does not dominate: with 12 MiB it was 1.6-2.2x.
     let big = images.big_layer.digest().to_string();
-    let before = origin_served(cluster.origins[0].1).await;
+    let before = origin_served(cluster.origins[0].1).await.unwrap();
     let fetches: Vec<_> = agents
         .iter()
         .map(|agent| {
@@ -122,12 +107,12 @@ async fn skopeo_ctr_and_docker_pull_through_real_agents() {
             .unwrap()
             .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
         assert_eq!(
-            format!("sha256:{}", hex::encode(Sha256::digest(&body))),
+            sha256_digest(&body),
             big,
             "the bytes a client got are the layer's"
         );
     }
-    let served = origin_served(cluster.origins[0].1).await - before;
+    let served = origin_served(cluster.origins[0].1).await.unwrap() - before;
     assert!(
         served < 2 * images.big_layer.size(),
         "origin served {served} bytes for 3 pulls of a {}-byte layer\n{}",
