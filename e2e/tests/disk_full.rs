@@ -163,12 +163,9 @@ async fn a_full_disk_fails_the_pull_cleanly_and_marks_nothing_complete() {
     assert_eq!(manifest.status(), 200, "{}", setup.cluster.logs());
 }
 
-/// Fails today: the failed download's partial keeps its pieces on the
-/// full disk, so every later blob fails with "disk full" too (measured:
-/// 503 for a 2 MiB layer). The store needs to drop (or make evictable and
-/// evict on ENOSPC) a partial whose download failed.
+/// The failed download's pieces fill the disk; the next blob's first
+/// write meets ENOSPC, evicts them (nothing pins them any more) and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a failed download's partial keeps the disk full (docs/RELIABILITY.md)"]
 async fn after_a_full_disk_the_agent_still_serves_a_layer_that_fits() {
     let setup = setup().await;
     let agent = setup.cluster.agents[0].1;

@@ -71,9 +71,14 @@ impl PartialBlob {
         metainfo: Arc<Metainfo>,
         pin: PinGuard,
     ) -> Result<Self, StoreError> {
-        let layout = inner.layout().clone();
-        let seq = inner.next_seq();
-        let shared = blocking(move || Shared::prepare(&layout, metainfo, seq)).await?;
+        let shared = inner
+            .with_room(metainfo.length(), || {
+                let layout = inner.layout().clone();
+                let seq = inner.next_seq();
+                let metainfo = Arc::clone(&metainfo);
+                blocking(move || Shared::prepare(&layout, metainfo, seq))
+            })
+            .await?;
         Ok(PartialBlob {
             shared: Arc::new(shared),
             inner,
@@ -120,8 +125,13 @@ impl PartialBlob {
         if self.has_piece(index) {
             return Ok(());
         }
-        let shared = Arc::clone(&self.shared);
-        blocking(move || shared.store_piece(index, range.start, &data)).await?;
+        self.inner
+            .with_room(expected, || {
+                let shared = Arc::clone(&self.shared);
+                let data = data.clone();
+                blocking(move || shared.store_piece(index, range.start, &data))
+            })
+            .await?;
         self.advance_prefix_in_background();
         Ok(())
     }

@@ -137,6 +137,27 @@ impl Quota {
         })
     }
 
+    /// Unpinned entries, oldest first, whose admitted sizes add up to at
+    /// least `bytes` (all of them if they do not), for when the disk fills
+    /// before the quota does: the quota cannot see that, so the store frees
+    /// real space by evicting what nobody uses.
+    pub(crate) fn reclaimable(&self, bytes: u64) -> Vec<Digest> {
+        let mut freed = 0u64;
+        let mut evict = Vec::new();
+        for digest in self.by_use.values() {
+            if freed >= bytes {
+                break;
+            }
+            if let Some(e) = self.entries.get(digest)
+                && e.pins == 0
+            {
+                freed = freed.saturating_add(e.size);
+                evict.push(*digest);
+            }
+        }
+        evict
+    }
+
     fn insert(&mut self, digest: Digest, size: u64, pins: u32) {
         self.clock += 1;
         self.entries.insert(
@@ -193,6 +214,20 @@ mod tests {
 
     fn d(n: u8) -> Digest {
         Digest::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn reclaimable_takes_unpinned_entries_oldest_first_until_enough() {
+        let mut q = Quota::new(0);
+        q.restore(d(1), 10);
+        q.admit(d(2), 10).unwrap();
+        q.restore(d(3), 10);
+        q.restore(d(4), 10);
+        assert_eq!(q.reclaimable(15), vec![d(1), d(3)]);
+        assert_eq!(q.reclaimable(100), vec![d(1), d(3), d(4)]);
+        q.unpin(&d(2));
+        assert_eq!(q.reclaimable(1), vec![d(1)]);
+        assert_eq!(q.reclaimable(0), Vec::<Digest>::new());
     }
 
     #[test]

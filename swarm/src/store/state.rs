@@ -90,6 +90,45 @@ impl Inner {
         Ok(trash)
     }
 
+    /// Runs `attempt`, a file operation that may hit a full disk. The
+    /// disk can fill before the quota does (it is shared, or smaller than
+    /// the quota), and the quota cannot see that: so on ENOSPC this evicts
+    /// unpinned entries worth `bytes`, oldest first (a failed download's
+    /// pieces among them), and tries again while anything is evictable.
+    pub(crate) async fn with_room<T, F, Fut>(
+        &self,
+        bytes: u64,
+        mut attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        loop {
+            match attempt().await {
+                Err(StoreError::DiskFull { path }) => {
+                    let trash = self.reclaim(bytes);
+                    if trash.is_empty() {
+                        return Err(StoreError::DiskFull { path });
+                    }
+                    Inner::delete(trash).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn reclaim(&self, bytes: u64) -> Vec<PathBuf> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut trash = Vec::new();
+        for digest in state.quota.reclaimable(bytes) {
+            tracing::info!(%digest, "evicting: the disk is full");
+            trash.extend(self.discard(state, &digest));
+        }
+        trash
+    }
+
     /// Forgets an entry and moves its files into `tmp/`.
     pub(crate) fn discard(&self, state: &mut State, digest: &Digest) -> Option<PathBuf> {
         state.quota.remove(digest);
