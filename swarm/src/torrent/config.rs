@@ -65,6 +65,13 @@ pub struct TorrentConfig {
     /// every simulated byte. When false, block lengths are still checked and
     /// `Verify` carries empty data; nothing else changes.
     pub assemble_payload: bool,
+    /// Bytes of assembled pieces waiting for their hash check and disk
+    /// write before no new block is requested. When the disk (or hashing)
+    /// is slower than the network, pieces would otherwise pile up in memory
+    /// without bound; this turns that into backpressure on the peers.
+    /// 32 MiB, and never fewer than 2 pieces, so hashing one piece overlaps
+    /// receiving the next.
+    pub max_verifying_bytes: u64,
 }
 
 impl Default for TorrentConfig {
@@ -80,6 +87,7 @@ impl Default for TorrentConfig {
             max_hash_failures: 1,
             ban_duration: Duration::from_secs(30),
             assemble_payload: true,
+            max_verifying_bytes: 32 << 20,
         }
     }
 }
@@ -98,6 +106,12 @@ impl TorrentConfig {
         let per_block =
             TIMEOUT_PER_MIB.mul_f64(f64::from(self.effective_block_size()) / f64::from(1u32 << 20));
         self.request_timeout.max(per_block)
+    }
+
+    /// Pieces of `piece_length` that may wait for verification at once.
+    pub(crate) fn max_verifying_pieces(&self, piece_length: u32) -> usize {
+        let pieces = self.max_verifying_bytes / u64::from(piece_length.max(1));
+        usize::try_from(pieces).unwrap_or(usize::MAX).max(2)
     }
 
     /// Pipeline depth actually used: at least one request.
@@ -125,5 +139,13 @@ mod tests {
             ..TorrentConfig::default()
         };
         assert_eq!(tiny.effective_block_size(), MIN_BLOCK_SIZE);
+    }
+
+    #[test]
+    fn the_verify_backlog_holds_at_least_two_pieces() {
+        let config = TorrentConfig::default();
+        assert_eq!(config.max_verifying_pieces(1 << 20), 32);
+        assert_eq!(config.max_verifying_pieces(64 << 20), 2);
+        assert_eq!(config.max_verifying_pieces(0), 32 << 20);
     }
 }

@@ -22,7 +22,7 @@ impl Torrent {
     /// nothing we need. Each round costs one pick (see [`crate::picker`]) and
     /// O(blocks of the piece).
     pub(super) fn fill(&mut self, now: Instant, key: PeerKey) {
-        if self.have.is_complete() {
+        if self.have.is_complete() || self.verify_backlog_full() {
             return;
         }
         loop {

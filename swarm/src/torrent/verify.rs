@@ -30,6 +30,7 @@ impl Torrent {
     /// after the last piece `Completed`. Otherwise the piece is downloaded
     /// again. Answers for pieces not being verified are ignored.
     pub fn handle_verified(&mut self, now: Instant, index: u32, result: VerifyResult) {
+        let was_full = self.verify_backlog_full();
         let Some(contributors) = self.verifying.remove(&index) else {
             return;
         };
@@ -60,7 +61,19 @@ impl Torrent {
                 }
             }
         }
+        if was_full && !self.have.is_complete() {
+            self.fill_all(now, &[]);
+        }
         self.after_event(now);
+    }
+
+    /// Whether enough assembled pieces wait for verification that no more
+    /// blocks should be requested (see `max_verifying_bytes`).
+    pub(super) fn verify_backlog_full(&self) -> bool {
+        self.verifying.len()
+            >= self
+                .config
+                .max_verifying_pieces(self.metainfo.piece_length())
     }
 
     /// The last block of `index` arrived: hand the piece to the driver.

@@ -390,3 +390,39 @@ fn a_swarm_of_peers_completes_the_blob() {
         "duplicates bounded by end-game: {stats:?}"
     );
 }
+
+#[test]
+fn pieces_waiting_for_verification_hold_back_new_requests() {
+    let config = TorrentConfig {
+        max_verifying_bytes: 2 * u64::from(PIECE),
+        ..no_endgame()
+    };
+    let mut h = Harness::build(32, 0, Bitfield::new(32), config, 7);
+    let (a, actions) = h.connect_unchoked(1, &all_but_last(32));
+    // Deliver blocks without answering Verify: once two assembled pieces
+    // wait (the backlog), no new block is requested; what was in flight
+    // (a pipeline of 16 blocks, 4 pieces) still arrives.
+    let mut pending = requests(&actions, a);
+    let mut waiting = Vec::new();
+    while let Some(range) = pending.pop() {
+        let actions = h.deliver(a, range);
+        waiting.extend(verifies(&actions));
+        pending.extend(requests(&actions, a));
+    }
+    assert!(
+        (2..=2 + 4).contains(&waiting.len()),
+        "stops near the backlog, not at all 31 pieces: {waiting:?}"
+    );
+    // Requests resume as soon as fewer than two pieces wait.
+    let (last, earlier) = waiting.split_last().expect("present");
+    let (first, earlier) = earlier.split_last().expect("present");
+    for &index in earlier {
+        h.t.handle_verified(h.now, index, VerifyResult::Ok);
+        assert!(requests(&h.drain(), a).is_empty(), "two or more still wait");
+    }
+    h.t.handle_verified(h.now, *first, VerifyResult::Ok);
+    assert!(
+        !requests(&h.drain(), a).is_empty(),
+        "one piece ({last}) waits: requests resume"
+    );
+}
