@@ -91,19 +91,19 @@ impl Pulls {
     fn register(&self, registry: &mut Registry) {
         registry.register_with_unit(
             "shoal_agent_blob_first_byte",
-            "Time from a blob GET to its first body byte, by source.",
+            "Time from a blob GET to its first body byte, by source",
             Unit::Seconds,
             self.first_byte.clone(),
         );
         registry.register_with_unit(
             "shoal_agent_blob_pull",
-            "Time from a blob GET to its last body byte, by source (complete responses only).",
+            "Time from a blob GET to its last body byte, by source (complete responses only)",
             Unit::Seconds,
             self.duration.clone(),
         );
         registry.register_with_unit(
             "shoal_agent_served",
-            "Blob bytes sent to registry clients, by source.",
+            "Blob bytes sent to registry clients, by source",
             Unit::Bytes,
             self.served.clone(),
         );

@@ -177,7 +177,7 @@ mod tests {
         let mut registry = Registry::default();
         let counter: prometheus_client::metrics::counter::Counter = Default::default();
         counter.inc();
-        registry.register("t_events", "Events.", counter);
+        registry.register("t_events", "Events", counter);
         let router = router(Arc::new(registry), Arc::new(ReadyFlag::new("no")));
         let (status, body) = get(&router, "/metrics").await;
         assert_eq!(status, StatusCode::OK);

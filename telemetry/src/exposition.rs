@@ -98,13 +98,13 @@ mod tests {
         let mut registry = Registry::default();
         let bytes: Counter = Counter::default();
         bytes.inc_by(7);
-        registry.register_with_unit("x_moved", "Bytes moved.", Unit::Bytes, bytes);
+        registry.register_with_unit("x_moved", "Bytes moved", Unit::Bytes, bytes);
         let gauge: Gauge = Gauge::default();
         gauge.set(3);
-        registry.register("x_open", "Open things.", gauge);
+        registry.register("x_open", "Open things", gauge);
         let histogram = Histogram::new([0.5, 1.0]);
         histogram.observe(0.7);
-        registry.register_with_unit("x_wait", "Waits.", Unit::Seconds, histogram);
+        registry.register_with_unit("x_wait", "Waits", Unit::Seconds, histogram);
         registry
     }
 

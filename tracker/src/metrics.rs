@@ -39,18 +39,18 @@ impl TrackerMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "shoal_tracker_announces",
-            "Announce requests answered, by result (ok or the gRPC status).",
+            "Announce requests answered, by result (ok or the gRPC status)",
             self.announces.clone(),
         );
         registry.register_with_unit(
             "shoal_tracker_announce_duration",
-            "Time to answer an announce.",
+            "Time to answer an announce",
             Unit::Seconds,
             self.announce_seconds.clone(),
         );
         registry.register(
             "shoal_tracker_metainfo_requests",
-            "GetMetainfo requests answered, by result (ok or the gRPC status).",
+            "GetMetainfo requests answered, by result (ok or the gRPC status)",
             self.metainfo.clone(),
         );
     }
