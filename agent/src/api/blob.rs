@@ -42,7 +42,8 @@ pub(super) async fn serve(
             let length = reader.len();
             let (range, partial) = pick(range_header, length)?;
             let body = body::complete(reader, range.clone());
-            let body = observed(body, Pull::new(&state.pulls, PullSource::Cache, started));
+            let pull = Pull::new(&state.pulls, PullSource::Cache, started, range_len(&range));
+            let body = observed(body, pull);
             Ok(respond(digest, length, Some(range), body, partial))
         }
         Opened::Streaming(fetch) => {
@@ -59,19 +60,27 @@ pub(super) async fn serve(
                 })?;
             }
             let body = body::streaming(fetch, range.clone());
-            let body = observed(body, Pull::new(&state.pulls, PullSource::Download, started));
+            let pull = Pull::new(
+                &state.pulls,
+                PullSource::Download,
+                started,
+                range_len(&range),
+            );
+            let body = observed(body, pull);
             Ok(respond(digest, length, Some(range), body, partial))
         }
         Opened::Passthrough(passthrough) => {
             let length = passthrough.length;
             let body = body::passthrough(passthrough.chunks);
-            let body = observed(
-                body,
-                Pull::new(&state.pulls, PullSource::Passthrough, started),
-            );
+            let pull = Pull::new(&state.pulls, PullSource::Passthrough, started, length);
+            let body = observed(body, pull);
             Ok(respond(digest, length, None, body, false))
         }
     }
+}
+
+fn range_len(range: &Range<u64>) -> u64 {
+    range.end - range.start
 }
 
 /// The bytes to send and whether that is a 206.

@@ -1,6 +1,9 @@
 //! A blob response body that records its pull as the client reads it:
 //! time to the first byte and to the last, bytes sent by source, and one
 //! log line, in the pull's span, when the body ends or the client leaves.
+//!
+//! The end is the response's length sent, not the end of the stream:
+//! hyper stops polling a body once its `Content-Length` is written.
 
 use axum::body::Body;
 use futures_util::StreamExt as _;
@@ -16,19 +19,22 @@ pub(super) struct Pull {
     source: PullSource,
     started: Instant,
     span: Span,
+    length: u64,
     bytes: u64,
     first_byte_seen: bool,
     ended: bool,
 }
 
 impl Pull {
-    /// A pull that started at `started`, logging in the current span.
-    pub(super) fn new(pulls: &Pulls, source: PullSource, started: Instant) -> Self {
+    /// A pull of a `length`-byte response that started at `started`,
+    /// logging in the current span.
+    pub(super) fn new(pulls: &Pulls, source: PullSource, started: Instant, length: u64) -> Self {
         Pull {
             pulls: pulls.clone(),
             source,
             started,
             span: Span::current(),
+            length,
             bytes: 0,
             first_byte_seen: false,
             ended: false,
@@ -43,6 +49,9 @@ impl Pull {
         }
         self.bytes += len as u64;
         self.pulls.served(self.source, len as u64);
+        if self.bytes >= self.length {
+            self.complete();
+        }
     }
 
     fn complete(&mut self) {
@@ -73,7 +82,10 @@ impl Drop for Pull {
 }
 
 /// `body`, recording `pull` as it is read.
-pub(super) fn observed(body: Body, pull: Pull) -> Body {
+pub(super) fn observed(body: Body, mut pull: Pull) -> Body {
+    if pull.length == 0 {
+        pull.complete();
+    }
     let chunks = body.into_data_stream();
     let observed = stream::unfold((chunks, pull), |(mut chunks, mut pull)| async move {
         if pull.ended {
@@ -84,14 +96,13 @@ pub(super) fn observed(body: Body, pull: Pull) -> Body {
                 pull.chunk(data.len());
                 Some((Ok(data), (chunks, pull)))
             }
+            // The body ended short of the response's length: hyper breaks
+            // the connection; `Drop` logs it.
             Some(Err(error)) => {
                 pull.broke(&error);
                 Some((Err(error), (chunks, pull)))
             }
-            None => {
-                pull.complete();
-                None
-            }
+            None => None,
         }
     });
     Body::from_stream(observed)
