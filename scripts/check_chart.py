@@ -31,7 +31,10 @@ ACCEPTED = [
 REJECTED = ["tests/rejected-values.yaml"]
 # Kinds outside Kubernetes' own API, whose schemas kubernetes-validate does
 # not carry; they are checked for the fields every object has.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+}
 RELEASE, NAMESPACE = "shoal", "shoal-system"
 
 

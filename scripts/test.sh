@@ -25,8 +25,8 @@ step "test services"
 # Real counterparts the tests start themselves on loopback, and fail (not
 # skip) without: redis-server for the tracker's Redis store, the CNCF
 # distribution registry as the upstream, skopeo as a pulling and pushing
-# client.
-ensure_debian_packages redis-server docker-registry skopeo
+# client, promtool (Debian's prometheus) to check every /metrics.
+ensure_debian_packages redis-server docker-registry skopeo prometheus
 
 step "helm chart: lint, render, kubernetes-validate (Kubernetes 1.30, 1.33)"
 scripts/check-chart.sh

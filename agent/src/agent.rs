@@ -16,7 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::{ApiState, router};
 use crate::blobs::{BlobPolicy, Blobs};
 use crate::config::Settings;
+use crate::metrics::{self, Pulls};
 use crate::origin::{OriginError, Origins};
+use crate::readiness::{AgentReadiness, probe_tracker};
 use crate::tracker::{Identity, Tracker};
 
 /// How long in-flight responses get to finish at shutdown.
@@ -55,6 +57,7 @@ pub enum StartError {
 pub struct Agent {
     registry_addr: SocketAddr,
     blobs: Blobs,
+    pulls: Pulls,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     server: JoinHandle<()>,
@@ -95,6 +98,7 @@ impl Agent {
             settings.metainfo_wait,
         )?);
         let tasks = TaskTracker::new();
+        tasks.spawn(probe_tracker(tracker.clone(), shutdown.clone()));
         let blobs = Blobs::new(
             session,
             tracker,
@@ -118,9 +122,11 @@ impl Agent {
             addr: settings.listen,
             source,
         })?;
+        let pulls = Pulls::default();
         let app = router(ApiState {
             blobs: blobs.clone(),
             default_registry: settings.default_registry.as_deref().map(Arc::from),
+            pulls: pulls.clone(),
         });
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -140,6 +146,7 @@ impl Agent {
         Ok(Agent {
             registry_addr,
             blobs,
+            pulls,
             shutdown,
             tasks,
             server,
@@ -159,6 +166,19 @@ impl Agent {
     /// The blob paths (for status and tests).
     pub fn blobs(&self) -> &Blobs {
         &self.blobs
+    }
+
+    /// `/metrics`, `/healthz` and `/readyz` for this agent. The binary
+    /// serves them on `metrics_listen`, apart from the registry API, which
+    /// stays on loopback; in-process agents (tests, `shoal demo`) serve
+    /// them only if they ask.
+    pub fn admin_router(&self) -> axum::Router {
+        let registry = metrics::registry(&self.blobs, &self.pulls);
+        let readiness = AgentReadiness {
+            tracker: self.blobs.tracker().clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        shoal_telemetry::router(Arc::new(registry), Arc::new(readiness))
     }
 
     /// Stops serving (in-flight responses get a short grace), stops every

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:5050"          # registry API (keep it on loopback)
+//! metrics_listen = "0.0.0.0:9102"    # /metrics, /healthz, /readyz; "" (default) = off
 //! peer_listen = "0.0.0.0:7002"       # swarm (peer protocol) port
 //! data_dir = "/var/lib/shoal/agent"  # blob cache; survives restarts
 //! cache_bytes = 21474836480          # cache quota, LRU eviction; 0 = unlimited
@@ -39,6 +40,7 @@ use serde::Deserialize;
 pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
 use shoal_registry::reference::parse_namespace;
 use shoal_swarm::ring::{DEFAULT_REPLICATION, HostPort, Ring, RingError};
+use shoal_telemetry::AdminListen;
 
 /// The configuration file's contents.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,6 +48,11 @@ use shoal_swarm::ring::{DEFAULT_REPLICATION, HostPort, Ring, RingError};
 pub struct Config {
     /// Registry API address.
     pub listen: SocketAddr,
+    /// Address of the admin endpoints (metrics, health), served by the
+    /// binary apart from the registry API; "" = none, the default: a fixed
+    /// port on every address is for deployments to choose (the chart sets
+    /// it), not something every agent on a host or in a test opens.
+    pub metrics_listen: AdminListen,
     /// Peer protocol address.
     pub peer_listen: SocketAddr,
     /// Blob cache directory.
@@ -83,6 +90,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5050)),
+            metrics_listen: AdminListen(None),
             peer_listen: SocketAddr::from(([0, 0, 0, 0], 7002)),
             data_dir: PathBuf::from("/var/lib/shoal/agent"),
             cache_bytes: 20 << 30,

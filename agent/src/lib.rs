@@ -9,6 +9,7 @@
 //! - [`blobs`]: cache hits, shared downloads, origin fallback, announces.
 //! - [`origin`]: the origins' registry API client.
 //! - [`tracker`]: metainfo and announces.
+//! - [`metrics`]: Prometheus metrics; `readiness`: what `/readyz` says.
 //! - [`configure`]: points containerd or Docker at the agent.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -18,7 +19,9 @@ pub mod api;
 pub mod blobs;
 pub mod config;
 pub mod configure;
+pub mod metrics;
 pub mod origin;
+mod readiness;
 pub mod tracker;
 
 pub use agent::Agent;

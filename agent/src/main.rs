@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 use shoal_agent::Agent;
 use shoal_agent::config::{Config, OriginConfig, parse_origin_flag};
 use shoal_agent::configure::{self, Outcome};
+use shoal_telemetry::{AdminListen, LogFormat};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
+use tokio_util::sync::CancellationToken;
 
 /// Shoal's per-node agent: a registry v2 pull proxy on loopback that
 /// swarms blobs. Flags override the configuration file; log filtering
@@ -22,6 +23,9 @@ struct Args {
     command: Option<Command>,
     #[command(flatten)]
     run: RunArgs,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
 }
 
 #[derive(clap::Args)]
@@ -32,6 +36,9 @@ struct RunArgs {
     /// Registry API address, e.g. 127.0.0.1:5050.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address for /metrics, /healthz and /readyz ("" for none).
+    #[arg(long)]
+    metrics_listen: Option<AdminListen>,
     /// Swarm (peer protocol) address, e.g. 0.0.0.0:7002.
     #[arg(long)]
     peer_listen: Option<SocketAddr>,
@@ -104,6 +111,9 @@ impl RunArgs {
             }
         };
         set(&mut config.listen, self.listen);
+        if let Some(addr) = self.metrics_listen {
+            config.metrics_listen = addr;
+        }
         set(&mut config.peer_listen, self.peer_listen);
         if let Some(dir) = self.data_dir {
             config.data_dir = dir;
@@ -134,9 +144,7 @@ impl RunArgs {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    shoal_telemetry::init_logging(args.log_format)?;
     match args.command {
         Some(Command::Configure { runtime }) => configure_runtime(runtime),
         None => tokio::runtime::Runtime::new()
@@ -185,6 +193,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     args.apply(&mut config);
     let settings = config.settings().context("invalid configuration")?;
     let agent = Agent::start(settings).await.context("starting the agent")?;
+    let stop_admin = CancellationToken::new();
+    if let AdminListen(Some(addr)) = config.metrics_listen {
+        let (bound, _) = shoal_telemetry::serve(addr, agent.admin_router(), stop_admin.clone())
+            .await
+            .with_context(|| format!("listening on {addr} (metrics_listen)"))?;
+        tracing::info!(addr = %bound, "admin endpoints (metrics, health) serving");
+    }
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -193,5 +208,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     agent.shutdown().await;
+    stop_admin.cancel();
     Ok(())
 }

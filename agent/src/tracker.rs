@@ -4,9 +4,12 @@
 //!
 //! The channel connects lazily, so an agent starts while the tracker is
 //! down; every call then fails fast and the caller falls back to origins.
+//! Whether the tracker has answered yet is the agent's readiness; `probe`
+//! asks its gRPC health service, so an idle agent learns it too.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use shoal_proto::tracker::tracker_client::TrackerClient;
@@ -18,6 +21,9 @@ use shoal_swarm::{Bitfield, Digest, Metainfo, PeerId};
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::origin::Location;
 
@@ -57,9 +63,14 @@ pub struct Identity {
 #[derive(Clone)]
 pub struct Tracker {
     client: Option<TrackerClient<Channel>>,
+    health: Option<HealthClient<Channel>>,
+    answered: Arc<AtomicBool>,
     wait: Duration,
     identity: Arc<Identity>,
 }
+
+/// The service name the tracker's health service reports on.
+const TRACKER_SERVICE: &str = "shoal.tracker.v1.Tracker";
 
 impl Tracker {
     /// A lazily connecting client for `url` (None: no tracker). `wait`
@@ -69,18 +80,23 @@ impl Tracker {
         wait: Duration,
         identity: Identity,
     ) -> Result<Self, tonic::transport::Error> {
-        let client = match url {
+        let (client, health) = match url {
             Some(url) => {
                 let channel = Endpoint::from_shared(url.to_string())?
                     .connect_timeout(Duration::from_secs(3))
                     .timeout(Duration::from_secs(15))
                     .connect_lazy();
-                Some(TrackerClient::new(channel))
+                (
+                    Some(TrackerClient::new(channel.clone())),
+                    Some(HealthClient::new(channel)),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         Ok(Tracker {
             client,
+            health,
+            answered: Arc::new(AtomicBool::new(false)),
             wait,
             identity: Arc::new(identity),
         })
@@ -89,6 +105,34 @@ impl Tracker {
     /// Whether a tracker is configured.
     pub fn is_configured(&self) -> bool {
         self.client.is_some()
+    }
+
+    /// Whether the tracker has answered a call since the agent started
+    /// (true when none is configured: there is nothing to wait for).
+    pub fn has_answered(&self) -> bool {
+        self.client.is_none() || self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Asks the tracker's health service whether it serves; a SERVING
+    /// answer counts as the tracker having answered.
+    pub async fn probe(&self) -> Result<(), String> {
+        let Some(health) = &self.health else {
+            return Ok(());
+        };
+        let request = HealthCheckRequest {
+            service: TRACKER_SERVICE.into(),
+        };
+        let response = health
+            .clone()
+            .check(request)
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+        if response.get_ref().status() == ServingStatus::Serving {
+            self.answered.store(true, Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(format!("tracker reports {:?}", response.get_ref().status()))
+        }
     }
 
     /// The blob's metainfo, checked against `digest`. UNAVAILABLE with a
@@ -110,6 +154,7 @@ impl Tracker {
         loop {
             let status = match client.clone().get_metainfo(request.clone()).await {
                 Ok(response) => {
+                    self.answered.store(true, Ordering::Relaxed);
                     let metainfo = Metainfo::from_proto(response.get_ref())
                         .map_err(|e| MetainfoError::Unavailable(format!("bad metainfo: {e}")))?;
                     if metainfo.digest() != digest {
@@ -170,6 +215,7 @@ impl Tracker {
             .await
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
             .into_inner();
+        self.answered.store(true, Ordering::Relaxed);
         let peers = response
             .peers
             .iter()

@@ -38,10 +38,15 @@ pub struct Cluster {
     pub tracker: Process,
     /// The tracker's gRPC address.
     pub tracker_addr: SocketAddr,
-    /// Origins, with their HTTP addresses.
+    /// The tracker's admin address (`/metrics`, `/healthz`, `/readyz`).
+    pub tracker_metrics: SocketAddr,
+    /// Origins, with their HTTP addresses (which serve the admin
+    /// endpoints too).
     pub origins: Vec<(Process, SocketAddr)>,
     /// Agents, with their registry API addresses.
     pub agents: Vec<(Process, SocketAddr)>,
+    /// The agents' admin addresses, in the order of `agents`.
+    pub agent_metrics: Vec<SocketAddr>,
 }
 
 impl Cluster {
@@ -75,20 +80,23 @@ impl Cluster {
             origins.push((process, *http));
         }
 
-        let tracker_addr = free_addr()?;
+        let (tracker_addr, tracker_metrics) = (free_addr()?, free_addr()?);
         let config = format!(
-            "listen = \"{tracker_addr}\"\n[announce]\ninterval_seconds = 1\n\
+            "listen = \"{tracker_addr}\"\nmetrics_listen = \"{tracker_metrics}\"\n\
+             [announce]\ninterval_seconds = 1\n\
              [metainfo]\nreplication = {replication}\n{ring}"
         );
         let mut tracker = start(dir, "tracker", "shoal-tracker", &config)?;
         tracker.wait_listening(tracker_addr, START_TIMEOUT)?;
 
         let mut agents = Vec::new();
+        let mut agent_metrics = Vec::new();
         for i in 0..spec.agents {
             let name = format!("agent-{i}");
-            let (listen, peer) = (free_addr()?, free_addr()?);
+            let (listen, peer, metrics) = (free_addr()?, free_addr()?, free_addr()?);
             let config = format!(
-                "listen = \"{listen}\"\npeer_listen = \"{peer}\"\ndata_dir = {data:?}\n\
+                "listen = \"{listen}\"\npeer_listen = \"{peer}\"\nmetrics_listen = \"{metrics}\"\n\
+                 data_dir = {data:?}\n\
                  tracker = \"http://{tracker_addr}\"\ndefault_registry = {default:?}\n\
                  upload_limit = {up}\nreplication = {replication}\n{ring}",
                 data = path_str(&dir.join(&name)),
@@ -98,13 +106,16 @@ impl Cluster {
             let mut process = start(dir, &name, "shoal-agent", &config)?;
             process.wait_listening(listen, START_TIMEOUT)?;
             agents.push((process, listen));
+            agent_metrics.push(metrics);
         }
         Ok(Cluster {
             dir: dir.to_owned(),
             tracker,
             tracker_addr,
+            tracker_metrics,
             origins,
             agents,
+            agent_metrics,
         })
     }
 

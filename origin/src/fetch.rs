@@ -184,6 +184,7 @@ impl Fetcher {
                 result = inner.fetch(&digest, &at) => result,
                 () = inner.shutdown.cancelled() => Err(FetchError::Shutdown),
             };
+            inner.counters.fetched(result.is_ok());
             if let Err(error) = &result {
                 tracing::warn!(%digest, namespace = %at.namespace, repository = %at.name, %error, "fetch failed");
             }
@@ -202,6 +203,18 @@ impl Fetcher {
             let _ = sender.send(Some(result));
         });
         Ok(receiver)
+    }
+}
+
+impl Fetcher {
+    /// Blob fetches running now (for metrics).
+    pub(crate) fn running(&self) -> usize {
+        self.inner.flights.lock().map_or(0, |flights| {
+            flights
+                .values()
+                .filter(|f| matches!(f, Flight::Running(_)))
+                .count()
+        })
     }
 }
 

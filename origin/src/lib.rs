@@ -11,6 +11,7 @@
 //! - `manifests`: the manifest cache (by digest, LRU in bytes; tags with a
 //!   TTL).
 //! - `http`: the axum API (docs/api.md).
+//! - `metrics`: the Prometheus collector over the counters above.
 //! - [`Origin`]: all of it started and stopped together; [`Stats`].
 
 #![warn(missing_docs, unreachable_pub)]
@@ -20,6 +21,7 @@ pub mod config;
 mod fetch;
 mod http;
 mod manifests;
+mod metrics;
 mod origin;
 mod replica;
 mod stats;

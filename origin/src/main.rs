@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use shoal_origin::{Config, Origin};
+use shoal_telemetry::LogFormat;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 /// Shoal's origin: pulls each blob from the upstream registry once, stores
 /// it and seeds it to the swarm. Flags override the configuration file;
@@ -42,12 +42,6 @@ struct Args {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Args {
     fn apply(&self, config: &mut Config) {
         if let Some(listen) = self.listen {
@@ -73,14 +67,7 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    shoal_telemetry::init_logging(args.log_format)?;
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
         .block_on(run(args))

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use shoal_swarm::session::{Session, SessionConfig, SessionError};
 use shoal_swarm::store::{Store, StoreError};
+use shoal_telemetry::ReadyFlag;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,7 @@ use crate::config::Settings;
 use crate::fetch::Fetcher;
 use crate::http::{ApiState, router};
 use crate::manifests::Manifests;
+use crate::metrics::{self, OriginCollector};
 use crate::replica::Replicas;
 use crate::stats::{Counters, Stats};
 use crate::upstream::{UpstreamError, Upstreams};
@@ -61,6 +63,7 @@ pub struct Origin {
     session: Session,
     upstreams: Arc<Upstreams>,
     counters: Arc<Counters>,
+    ready: ReadyFlag,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     server: JoinHandle<()>,
@@ -68,7 +71,8 @@ pub struct Origin {
 
 impl Origin {
     /// Opens the store, starts the swarm session, seeds every stored blob
-    /// (asking upstream for nothing), and serves the HTTP API.
+    /// (asking upstream for nothing), and serves the HTTP API with the
+    /// admin endpoints (`/metrics`, `/healthz`, `/readyz`) beside it.
     pub async fn start(settings: Settings) -> Result<Origin, OriginError> {
         let store = Store::open(&settings.data_dir, settings.cache_bytes).await?;
         let session = Session::start(
@@ -104,6 +108,14 @@ impl Origin {
             tasks.clone(),
             shutdown.clone(),
         );
+        let registry = metrics::registry(OriginCollector {
+            upstreams: Arc::clone(&upstreams),
+            counters: Arc::clone(&counters),
+            session: session.clone(),
+            fetcher: fetcher.clone(),
+        });
+        let ready = ReadyFlag::new("origin starting");
+        let admin = shoal_telemetry::router(Arc::new(registry), Arc::new(ready.clone()));
         let state = Arc::new(ApiState {
             upstreams: Arc::clone(&upstreams),
             manifests: Manifests::new(
@@ -130,7 +142,7 @@ impl Origin {
         })?;
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router(state))
+            let served = axum::serve(listener, router(state).merge(admin))
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
             if let Err(error) = served {
@@ -144,11 +156,14 @@ impl Origin {
             blobs = session.store().complete_digests().len(),
             "origin serving"
         );
+        // The store is scanned and its blobs seeded (`seed_stored` above).
+        ready.set(true);
         Ok(Origin {
             http_addr,
             session,
             upstreams,
             counters,
+            ready,
             shutdown,
             tasks,
             server,
@@ -179,6 +194,7 @@ impl Origin {
     /// running fetches (their partial writes are deleted), stops seeding,
     /// and waits for every task.
     pub async fn shutdown(self) {
+        self.ready.set(false);
         self.shutdown.cancel();
         let abort = self.server.abort_handle();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.server)

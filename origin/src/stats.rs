@@ -32,6 +32,22 @@ pub struct Stats {
 pub(crate) struct Counters {
     pub(crate) http_bytes_sent: AtomicU64,
     pub(crate) replica_bytes_received: AtomicU64,
+    /// Blob fetches (from a peer origin or upstream) that stored the blob.
+    pub(crate) fetches_ok: AtomicU64,
+    /// Blob fetches that failed (upstream error, broken body, bad digest).
+    pub(crate) fetches_failed: AtomicU64,
+}
+
+impl Counters {
+    /// A blob fetch ended.
+    pub(crate) fn fetched(&self, ok: bool) {
+        let counter = if ok {
+            &self.fetches_ok
+        } else {
+            &self.fetches_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Reads every counter now.

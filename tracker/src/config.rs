@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:7070"
+//! metrics_listen = "0.0.0.0:9100" # HTTP /metrics, /healthz, /readyz; "" (default) = off
 //!
 //! [announce]
 //! interval_seconds = 3          # how often peers announce
@@ -40,6 +41,7 @@ use std::time::Duration;
 use serde::Deserialize;
 pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
 use shoal_swarm::ring::{DEFAULT_REPLICATION, Ring, RingError, RingWatch};
+use shoal_telemetry::AdminListen;
 
 use crate::handout::Policy;
 use crate::store::MemoryStore;
@@ -50,6 +52,10 @@ use crate::store::MemoryStore;
 pub struct Config {
     /// Address the gRPC server listens on.
     pub listen: SocketAddr,
+    /// Address of the HTTP admin endpoints (metrics, health); "" = none,
+    /// the default (the chart sets it), so that trackers started side by
+    /// side (tests, benchmarks) do not fight over one port.
+    pub metrics_listen: AdminListen,
     /// Announce interval and handout policy.
     pub announce: AnnounceConfig,
     /// Peer store.
@@ -116,6 +122,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            metrics_listen: AdminListen(None),
             announce: AnnounceConfig::default(),
             store: StoreConfig::default(),
             metainfo: MetainfoConfig::default(),
@@ -304,6 +311,10 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = Config::parse("[announce]\ninterval = 3\n").unwrap_err();
         assert!(err.contains("unknown field `interval`"), "{err}");
+        let err = Config::parse("metrics_listen = \"localhost\"\n").unwrap_err();
+        assert!(err.contains("metrics_listen"), "{err}");
+        let off = Config::parse("metrics_listen = \"\"\n").unwrap();
+        assert_eq!(off.metrics_listen, AdminListen(None));
         let err = Config::parse("listn = \"1.2.3.4:5\"\n").unwrap_err();
         assert!(err.contains("unknown field `listn`"), "{err}");
         let err = Config::parse(

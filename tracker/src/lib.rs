@@ -13,13 +13,17 @@
 //! - [`service`]: the gRPC `Tracker` service tying these together.
 //! - [`server`]: the tonic server with health, limits and graceful shutdown;
 //!   `connection` tunes its sockets for many small responses.
+//! - [`metrics`]: announce and metainfo counters and latency.
+//! - [`admin`]: the HTTP listener for `/metrics`, `/healthz`, `/readyz`.
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 pub mod config;
 mod connection;
 pub mod handout;
 pub mod metainfo;
+pub mod metrics;
 pub mod peer;
 pub mod server;
 pub mod service;
@@ -27,6 +31,7 @@ pub mod store;
 pub mod validate;
 
 pub use config::{Config, Settings};
+pub use metrics::TrackerMetrics;
 pub use peer::PeerRecord;
-pub use server::serve;
+pub use server::{serve, serve_observed};
 pub use store::{MemoryStore, PeerStore, RedisStore};

@@ -3,14 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use shoal_tracker::config::{Backend, Config};
-use shoal_tracker::{MemoryStore, RedisStore, serve};
+use shoal_telemetry::{AdminListen, LogFormat};
+use shoal_tracker::config::{Backend, Config, Settings};
+use shoal_tracker::{MemoryStore, PeerStore, RedisStore, TrackerMetrics, serve_observed};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
+use tokio_util::sync::CancellationToken;
 
 /// Shoal's tracker: hands out peers for each blob and serves its metainfo.
 /// Flags override the configuration file; log filtering follows RUST_LOG.
@@ -32,6 +34,12 @@ struct Args {
     /// Seconds between announces.
     #[arg(long)]
     interval: Option<u32>,
+    /// HTTP address for /metrics, /healthz and /readyz ("" for none).
+    #[arg(long)]
+    metrics_listen: Option<AdminListen>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 impl Args {
@@ -48,15 +56,16 @@ impl Args {
         if let Some(interval) = self.interval {
             config.announce.interval_seconds = interval;
         }
+        if let Some(addr) = self.metrics_listen {
+            config.metrics_listen = addr;
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    shoal_telemetry::init_logging(args.log_format)?;
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -87,20 +96,42 @@ async fn main() -> anyhow::Result<()> {
         interval_s = settings.interval.as_secs(),
         "tracker serving"
     );
+    let admin = config.metrics_listen.0;
     match config.store.backend {
         Backend::Memory => {
             let store = MemoryStore::new(config.store.max_entries);
-            serve(listener, settings, store, shutdown).await?;
+            run(listener, settings, store, admin, shutdown).await?;
         }
         Backend::Redis => {
             let store = RedisStore::connect(&config.store.redis_url)
                 .await
                 .context("connecting to Redis at store.redis_url")?;
-            serve(listener, settings, store, shutdown).await?;
+            run(listener, settings, store, admin, shutdown).await?;
         }
     }
     tracing::info!("tracker stopped");
     Ok(())
+}
+
+/// Serves gRPC and, if configured, the admin endpoints, until `shutdown`.
+async fn run<S: PeerStore>(
+    listener: TcpListener,
+    settings: Settings,
+    store: S,
+    admin: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let store = Arc::new(store);
+    let metrics = TrackerMetrics::default();
+    let stop_admin = CancellationToken::new();
+    if let Some(addr) = admin {
+        shoal_tracker::admin::start(addr, Arc::clone(&store), &metrics, stop_admin.clone())
+            .await
+            .with_context(|| format!("listening on {addr} (metrics_listen)"))?;
+    }
+    let served = serve_observed(listener, settings, store, metrics, shutdown).await;
+    stop_admin.cancel();
+    Ok(served?)
 }
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

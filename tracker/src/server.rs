@@ -13,6 +13,7 @@ use tower::util::MapResponseLayer;
 use crate::config::Settings;
 use crate::connection;
 use crate::metainfo::ClientError;
+use crate::metrics::TrackerMetrics;
 use crate::service::TrackerService;
 use crate::store::{PeerStore, unix_millis_now};
 
@@ -35,15 +36,34 @@ pub enum ServeError {
 /// Serves the tracker on `listener` until `shutdown` completes, then stops
 /// accepting connections, reports NOT_SERVING, and returns once in-flight
 /// requests have finished. Expired entries are purged once per interval.
+/// For a tracker whose metrics nobody scrapes (tests, `shoal demo`).
 pub async fn serve<S: PeerStore>(
     listener: TcpListener,
     settings: Settings,
     store: S,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let store = Arc::new(store);
+    serve_observed(
+        listener,
+        settings,
+        Arc::new(store),
+        TrackerMetrics::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], counting requests in `metrics`, over a store the caller
+/// shares (the binary's readiness probe pings it).
+pub async fn serve_observed<S: PeerStore>(
+    listener: TcpListener,
+    settings: Settings,
+    store: Arc<S>,
+    metrics: TrackerMetrics,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let interval = settings.interval;
-    let service = TrackerService::new(store.clone(), settings)?;
+    let service = TrackerService::new(store.clone(), settings, metrics)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<TrackerServer<TrackerService<S>>>()

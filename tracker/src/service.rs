@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use shoal_proto::tracker::tracker_server::Tracker;
 use shoal_proto::tracker::{
@@ -13,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Settings;
 use crate::handout::{self, Pick, Requester};
 use crate::metainfo::{ClientError, MetainfoSource, error_chain};
+use crate::metrics::TrackerMetrics;
 use crate::peer::PeerRecord;
 use crate::store::{PeerStore, unix_millis_now};
 use crate::validate;
@@ -22,11 +24,17 @@ pub struct TrackerService<S> {
     store: Arc<S>,
     settings: Settings,
     metainfo: MetainfoSource,
+    metrics: TrackerMetrics,
 }
 
 impl<S: PeerStore> TrackerService<S> {
-    /// A service storing announces in `store`, configured by `settings`.
-    pub fn new(store: Arc<S>, settings: Settings) -> Result<Self, ClientError> {
+    /// A service storing announces in `store`, configured by `settings`,
+    /// counting what it answers in `metrics`.
+    pub fn new(
+        store: Arc<S>,
+        settings: Settings,
+        metrics: TrackerMetrics,
+    ) -> Result<Self, ClientError> {
         let metainfo = MetainfoSource::new(
             settings.ring.clone(),
             settings.cache_bytes,
@@ -36,13 +44,11 @@ impl<S: PeerStore> TrackerService<S> {
             store,
             settings,
             metainfo,
+            metrics,
         })
     }
-}
 
-#[tonic::async_trait]
-impl<S: PeerStore> Tracker for TrackerService<S> {
-    async fn announce(
+    async fn answer_announce(
         &self,
         request: Request<AnnounceRequest>,
     ) -> Result<Response<AnnounceResponse>, Status> {
@@ -106,13 +112,37 @@ impl<S: PeerStore> Tracker for TrackerService<S> {
         }))
     }
 
-    async fn get_metainfo(
+    async fn answer_metainfo(
         &self,
         request: Request<GetMetainfoRequest>,
     ) -> Result<Response<Metainfo>, Status> {
         let query = validate::metainfo_query(request.get_ref())?;
         let metainfo = self.metainfo.get(&query).await?;
         Ok(Response::new(Metainfo::clone(&metainfo)))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: PeerStore> Tracker for TrackerService<S> {
+    async fn announce(
+        &self,
+        request: Request<AnnounceRequest>,
+    ) -> Result<Response<AnnounceResponse>, Status> {
+        let started = Instant::now();
+        let answer = self.answer_announce(request).await;
+        self.metrics
+            .announced(answer.as_ref().err().map(Status::code), started.elapsed());
+        answer
+    }
+
+    async fn get_metainfo(
+        &self,
+        request: Request<GetMetainfoRequest>,
+    ) -> Result<Response<Metainfo>, Status> {
+        let answer = self.answer_metainfo(request).await;
+        self.metrics
+            .metainfo(answer.as_ref().err().map(Status::code));
+        answer
     }
 }
 

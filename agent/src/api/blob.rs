@@ -9,10 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use shoal_registry::{ErrorCode, OciError};
 use shoal_swarm::Digest;
+use tokio::time::Instant;
 
+use super::pull::{Pull, observed};
 use super::range::{Requested, requested};
 use super::{ApiState, body};
 use crate::blobs::{BlobError, Opened};
+use crate::metrics::PullSource;
 use crate::origin::{Location, error_chain};
 
 pub(super) async fn serve(
@@ -22,6 +25,7 @@ pub(super) async fn serve(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, OciError> {
+    let started = Instant::now();
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     if head {
         let length = state.blobs.length(digest, at).await.map_err(oci)?;
@@ -38,6 +42,8 @@ pub(super) async fn serve(
             let length = reader.len();
             let (range, partial) = pick(range_header, length)?;
             let body = body::complete(reader, range.clone());
+            let pull = Pull::new(&state.pulls, PullSource::Cache, started, range_len(&range));
+            let body = observed(body, pull);
             Ok(respond(digest, length, Some(range), body, partial))
         }
         Opened::Streaming(fetch) => {
@@ -54,14 +60,27 @@ pub(super) async fn serve(
                 })?;
             }
             let body = body::streaming(fetch, range.clone());
+            let pull = Pull::new(
+                &state.pulls,
+                PullSource::Download,
+                started,
+                range_len(&range),
+            );
+            let body = observed(body, pull);
             Ok(respond(digest, length, Some(range), body, partial))
         }
         Opened::Passthrough(passthrough) => {
             let length = passthrough.length;
             let body = body::passthrough(passthrough.chunks);
+            let pull = Pull::new(&state.pulls, PullSource::Passthrough, started, length);
+            let body = observed(body, pull);
             Ok(respond(digest, length, None, body, false))
         }
     }
+}
+
+fn range_len(range: &Range<u64>) -> u64 {
+    range.end - range.start
 }
 
 /// The bytes to send and whether that is a 206.

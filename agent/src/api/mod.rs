@@ -11,11 +11,17 @@
 //!
 //! - `manifest`: pass-through from an origin.
 //! - `blob`: cache, swarm download or origin, with Range.
-//! - `range`: the `Range` header. `body`: streaming bodies.
+//! - `range`: the `Range` header. `body`: streaming bodies. `pull`: the
+//!   metrics and log line of a blob response as the client reads it.
+//!
+//! Every manifest and blob request runs in a `pull` span naming the
+//! repository and the reference or digest, so its log lines (the
+//! download's included) can be found by either.
 
 mod blob;
 mod body;
 mod manifest;
+mod pull;
 pub mod range;
 
 use std::sync::Arc;
@@ -28,7 +34,10 @@ use serde::Deserialize;
 use shoal_registry::reference::{ReferenceError, parse_namespace};
 use shoal_registry::{ErrorCode, OciError, RegistryRoute};
 
+use tracing::Instrument as _;
+
 use crate::blobs::Blobs;
+use crate::metrics::Pulls;
 use crate::origin::Location;
 
 /// The header every registry API response carries.
@@ -41,6 +50,8 @@ pub struct ApiState {
     pub blobs: Blobs,
     /// Upstream for requests without `?ns=`.
     pub default_registry: Option<Arc<str>>,
+    /// Blob pull timings and bytes served.
+    pub pulls: Pulls,
 }
 
 /// The agent's HTTP router: the registry API and a stats page.
@@ -127,12 +138,18 @@ async fn route(
         )
             .into_response()),
         RegistryRoute::Manifest { name, reference } => {
+            let span = tracing::info_span!("pull", repository = %name, reference = %reference, ns = ns.as_deref().unwrap_or_default());
             let at = Location { name, ns };
-            manifest::serve(state, &at, &reference, headers, head).await
+            manifest::serve(state, &at, &reference, headers, head)
+                .instrument(span)
+                .await
         }
         RegistryRoute::Blob { name, digest } => {
+            let span = tracing::info_span!("pull", repository = %name, digest = %digest, ns = ns.as_deref().unwrap_or_default());
             let at = Location { name, ns };
-            blob::serve(state, &at, &digest, headers, head).await
+            blob::serve(state, &at, &digest, headers, head)
+                .instrument(span)
+                .await
         }
     }
 }

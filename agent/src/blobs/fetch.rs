@@ -92,7 +92,13 @@ pub(super) async fn run(blobs: &Blobs, fetch: &Fetch) {
 
 /// Every piece from the origins, then the whole-blob check.
 async fn from_origins(blobs: &Blobs, fetch: &Fetch) -> Result<(), String> {
-    fill::missing_pieces(&blobs.inner.origins, &fetch.at, &fetch.partial).await?;
+    fill::missing_pieces(
+        &blobs.inner.origins,
+        &blobs.inner.counters,
+        &fetch.at,
+        &fetch.partial,
+    )
+    .await?;
     finish(fetch).await
 }
 
@@ -140,7 +146,13 @@ async fn swarm(blobs: &Blobs, fetch: &Fetch, handle: &TorrentHandle) -> Result<(
         of = fetch.metainfo.piece_count(),
         "swarm made no progress; fetching the missing pieces from origins"
     );
-    fill::missing_pieces(&blobs.inner.origins, &fetch.at, &fetch.partial).await?;
+    fill::missing_pieces(
+        &blobs.inner.origins,
+        &blobs.inner.counters,
+        &fetch.at,
+        &fetch.partial,
+    )
+    .await?;
     finish(fetch).await?;
     // The torrent never learnt of the pieces written here: replace it with
     // a seed (`ensure_seeding` waits for it to wind down).

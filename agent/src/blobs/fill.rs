@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use shoal_swarm::store::PartialBlob;
 
+use super::counters::Counters;
 use crate::origin::{Location, Origins, error_chain};
 
 /// Pieces requested at once: enough to hide one request's latency, few
@@ -19,12 +20,13 @@ const PARALLEL: usize = 4;
 /// meanwhile are skipped.
 pub(super) async fn missing_pieces(
     origins: &Origins,
+    counters: &Counters,
     at: &Location,
     partial: &Arc<PartialBlob>,
 ) -> Result<(), String> {
     let missing: Vec<u32> = partial.bitfield().zeros().collect();
     stream::iter(missing)
-        .map(|index| piece(origins, at, partial, index))
+        .map(|index| piece(origins, counters, at, partial, index))
         .buffered(PARALLEL)
         .try_collect::<()>()
         .await
@@ -32,6 +34,7 @@ pub(super) async fn missing_pieces(
 
 async fn piece(
     origins: &Origins,
+    counters: &Counters,
     at: &Location,
     partial: &Arc<PartialBlob>,
     index: u32,
@@ -51,6 +54,7 @@ async fn piece(
         tokio::task::spawn_blocking(move || (metainfo.verify_piece(index, &data), data))
             .await
             .map_err(|e| format!("hashing piece {index}: {e}"))?;
+    counters.origin_piece(ok);
     if !ok {
         return Err(format!(
             "piece {index} from the origin failed its hash check"

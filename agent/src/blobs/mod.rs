@@ -10,9 +10,11 @@
 //!
 //! Downloads run in their own tasks: a client that disconnects only stops
 //! reading, never the download that other clients and the cache share.
-//! `announce` keeps the tracker told what we hold of every swarmed blob.
+//! `announce` keeps the tracker told what we hold of every swarmed blob;
+//! `counters` counts downloads and origin pieces for metrics.
 
 mod announce;
+mod counters;
 mod fetch;
 mod fill;
 mod passthrough;
@@ -26,10 +28,12 @@ use shoal_swarm::store::{BlobReader, PartialBlob, StoreError};
 use shoal_swarm::{Digest, Metainfo};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::origin::{Location, OriginError, Origins};
 use crate::tracker::{MetainfoError, Tracker};
 
+pub use counters::BlobStats;
 pub use fetch::Fetch;
 pub use passthrough::Passthrough;
 
@@ -90,6 +94,7 @@ struct Inner {
     policy: BlobPolicy,
     fetches: tokio::sync::Mutex<HashMap<Digest, Arc<Fetch>>>,
     announcing: Mutex<HashSet<Digest>>,
+    counters: counters::Counters,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -112,6 +117,7 @@ impl Blobs {
                 policy,
                 fetches: tokio::sync::Mutex::new(HashMap::new()),
                 announcing: Mutex::new(HashSet::new()),
+                counters: counters::Counters::default(),
                 shutdown,
                 tasks,
             }),
@@ -126,6 +132,16 @@ impl Blobs {
     /// The origins client.
     pub fn origins(&self) -> &Arc<Origins> {
         &self.inner.origins
+    }
+
+    /// The tracker client.
+    pub fn tracker(&self) -> &Tracker {
+        &self.inner.tracker
+    }
+
+    /// Downloads running and pieces fetched from origins (for metrics).
+    pub fn stats(&self) -> BlobStats {
+        self.inner.counters.snapshot()
     }
 
     /// Opens a blob for reading, starting (or joining) its download.
@@ -219,10 +235,17 @@ impl Blobs {
         }
         let blobs = self.clone();
         let running = Arc::clone(&fetch);
-        self.inner.tasks.spawn(async move {
-            fetch::run(&blobs, &running).await;
-            blobs.inner.fetches.lock().await.remove(running.digest());
-        });
+        self.inner.counters.download_started();
+        // The download outlives the request that started it; its log lines
+        // keep that pull's span (repository and digest).
+        self.inner.tasks.spawn(
+            async move {
+                fetch::run(&blobs, &running).await;
+                blobs.inner.fetches.lock().await.remove(running.digest());
+                blobs.inner.counters.download_ended();
+            }
+            .in_current_span(),
+        );
         Ok(Opened::Streaming(fetch))
     }
 

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use shoal_swarm::Digest;
 use shoal_swarm::store::BlobWriter;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::{BlobError, Blobs};
 use crate::origin::{Location, error_chain};
@@ -45,7 +46,9 @@ pub(super) async fn open(
     };
     let (tx, rx) = mpsc::channel(4);
     let digest = *digest;
-    blobs.inner.tasks.spawn(async move {
+    // Caching goes on after the client leaves; its log lines keep the
+    // pull's span.
+    let task = async move {
         let mut pump = Pump {
             digest,
             length,
@@ -96,7 +99,8 @@ pub(super) async fn open(
                 pump.send(Err(reason)).await;
             }
         }
-    });
+    };
+    blobs.inner.tasks.spawn(task.in_current_span());
     Ok(Passthrough { length, chunks: rx })
 }
 

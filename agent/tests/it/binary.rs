@@ -133,3 +133,92 @@ fn configure_subcommands_write_runtime_files() {
     assert_eq!(json["debug"], true);
     assert_eq!(json["registry-mirrors"][0], "http://127.0.0.1:5050");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_each_pull_and_the_admin_listener_serves_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start("origin-0", &dir.path().join("origin")).await;
+    let layer = origin.add_random(2 << 20, 6).await;
+    let (port, admin) = (free_port(), free_port());
+    let log_path = dir.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(BIN)
+        .args(["--log-format", "json"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--peer-listen", "127.0.0.1:0", "--tracker", ""])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--origin")
+        .arg(format!(
+            "{}=http://{},peer={}",
+            origin.name, origin.http, origin.peer
+        ))
+        .env("RUST_LOG", "info")
+        .stdout(log)
+        .spawn()
+        .expect("the agent binary starts");
+    let _running = Running(child);
+    let admin = format!("http://127.0.0.1:{admin}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{admin}/healthz")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the admin listener did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No tracker configured: ready as soon as it serves.
+    let (status, _, body) = get(&format!("{admin}/readyz")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, b"ready\n");
+    // The registry API is not on the admin listener, nor the reverse.
+    assert_eq!(get(&format!("{admin}/v2/")).await.0, 404);
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/metrics")).await.0,
+        404
+    );
+
+    let (status, _, body) = get(&format!("http://127.0.0.1:{port}/v2/app/blobs/{layer}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sha256(&body), layer);
+
+    let served = |text: &str| {
+        text.lines().any(|line| {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                return false;
+            };
+            event["fields"]["message"] == "blob served"
+                && event["span"]["name"] == "pull"
+                && event["span"]["repository"] == "app"
+                && event["span"]["digest"] == layer.to_string().as_str()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if served(&text) {
+            assert!(
+                text.lines()
+                    .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+                "a log line is not JSON:\n{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no JSON `blob served` event in the pull's span:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (status, _, metrics) = get(&format!("{admin}/metrics")).await;
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("shoal_agent_bytes_total{direction=\"down\",remote=\"origin\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let fetched: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(fetched >= 2 << 20, "{line}");
+}

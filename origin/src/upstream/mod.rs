@@ -82,6 +82,26 @@ pub enum UpstreamError {
 pub(crate) struct UpstreamCounters {
     pub(crate) requests: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    /// Requests answered "not found".
+    pub(crate) not_found: AtomicU64,
+    /// Requests refused for the origin's credentials.
+    pub(crate) unauthorized: AtomicU64,
+    /// Requests that failed otherwise (unreachable, TLS, 5xx, bad answer).
+    pub(crate) failed: AtomicU64,
+}
+
+impl UpstreamCounters {
+    /// Counts a request's failure by kind; namespace errors never reached
+    /// an upstream and are not counted.
+    fn failure(&self, error: &UpstreamError) {
+        let counter = match error {
+            UpstreamError::NotFound => &self.not_found,
+            UpstreamError::Unauthorized { .. } => &self.unauthorized,
+            UpstreamError::Failed { .. } => &self.failed,
+            UpstreamError::UnknownNamespace(_) | UpstreamError::NoNamespace => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 enum Backend {
@@ -142,10 +162,14 @@ impl Upstreams {
         reference: &ManifestReference,
     ) -> Result<Manifest, UpstreamError> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match self.backend(namespace)? {
+        let answer = match self.backend(namespace)? {
             Backend::Registry(registry) => registry.manifest(name, reference).await,
             Backend::Layout(layout) => layout.manifest(reference).await,
+        };
+        if let Err(error) = &answer {
+            self.counters.failure(error);
         }
+        answer
     }
 
     /// Opens a blob's body.
@@ -156,10 +180,14 @@ impl Upstreams {
         digest: &Digest,
     ) -> Result<BlobStream, UpstreamError> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match self.backend(namespace)? {
+        let answer = match self.backend(namespace)? {
             Backend::Registry(registry) => registry.blob(name, digest).await,
             Backend::Layout(layout) => layout.blob(digest).await,
+        };
+        if let Err(error) = &answer {
+            self.counters.failure(error);
         }
+        answer
     }
 
     /// The shared counters.

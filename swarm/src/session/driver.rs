@@ -382,6 +382,7 @@ impl Driver {
             ConnEvent::Served { conn, block } => {
                 if let Some(c) = self.conns.get(&conn) {
                     let key = c.key;
+                    self.shared.counters.uploaded(u64::from(block.length));
                     self.torrent.handle_served(now(), key, block);
                 }
             }
@@ -404,6 +405,17 @@ impl Driver {
             } => {
                 if let Some(error) = error {
                     self.fail(format!("storing piece {index}: {error}"));
+                }
+                match result {
+                    VerifyResult::Ok => {
+                        let bytes = self
+                            .metainfo
+                            .piece_range(index)
+                            .map_or(0, |r| r.end - r.start);
+                        self.shared.counters.verified(bytes);
+                    }
+                    VerifyResult::HashMismatch => self.shared.counters.hash_mismatch(),
+                    VerifyResult::StoreFailed => {}
                 }
                 self.torrent.handle_verified(now(), index, result);
             }

@@ -12,6 +12,7 @@
 //! - `conn`: dialing, the handshake, and the reader and writer tasks.
 //! - `driver`: the per-blob loop.
 //! - `handle`: what callers hold: [`TorrentHandle`] and its [`Progress`].
+//! - `stats`: totals over the session's life, [`SessionStats`].
 //! - [`ratelimit`]: token buckets for ingress and egress.
 
 mod candidates;
@@ -20,6 +21,7 @@ mod driver;
 mod handle;
 mod listener;
 pub mod ratelimit;
+mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,6 +40,7 @@ use crate::torrent::TorrentConfig;
 
 pub use handle::{Progress, TorrentHandle, TransferState};
 use ratelimit::RateLimiter;
+pub use stats::SessionStats;
 
 /// How a session listens, dials and limits its traffic.
 #[derive(Debug, Clone)]
@@ -136,6 +139,7 @@ pub(crate) struct Shared {
     upload: Arc<RateLimiter>,
     download: Arc<RateLimiter>,
     torrents: Mutex<HashMap<Digest, TorrentHandle>>,
+    counters: stats::Counters,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -161,6 +165,7 @@ impl Session {
             upload: Arc::new(RateLimiter::new(config.upload_limit)),
             download: Arc::new(RateLimiter::new(config.download_limit)),
             torrents: Mutex::new(HashMap::new()),
+            counters: stats::Counters::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
@@ -241,6 +246,22 @@ impl Session {
             .lock()
             .map(|t| t.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Totals since the session started, and the torrents and peer
+    /// connections running now (for metrics).
+    pub fn stats(&self) -> SessionStats {
+        let mut stats = SessionStats::totals(&self.shared.counters);
+        for torrent in self.torrents() {
+            let progress = torrent.progress();
+            stats.peers += progress.peers as u64;
+            match progress.state {
+                TransferState::Downloading => stats.downloading += 1,
+                TransferState::Seeding => stats.seeding += 1,
+                TransferState::Failed(_) => {}
+            }
+        }
+        stats
     }
 
     /// Stops every torrent and the listener, and waits for their tasks.

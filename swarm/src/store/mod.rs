@@ -65,6 +65,7 @@ use std::time::SystemTime;
 pub use error::StoreError;
 pub use ingest::BlobWriter;
 pub use partial::PartialBlob;
+pub use quota::Evictions;
 pub use reader::BlobReader;
 
 use self::error::blocking;
@@ -272,6 +273,11 @@ impl Store {
     /// Bytes held or reserved by complete, partial and ingesting blobs.
     pub fn used_bytes(&self) -> u64 {
         self.inner.lock().quota.used()
+    }
+
+    /// Entries evicted to make room since the store was opened.
+    pub fn evictions(&self) -> Evictions {
+        self.inner.lock().quota.evictions()
     }
 
     /// The configured quota; 0 means unlimited.

@@ -34,6 +34,16 @@ pub(crate) struct Quota {
     clock: u64,
     entries: HashMap<Digest, Entry>,
     by_use: BTreeMap<u64, Digest>,
+    evicted: Evictions,
+}
+
+/// Entries evicted to make room since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// Entries evicted.
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 impl Quota {
@@ -45,6 +55,7 @@ impl Quota {
             clock: 0,
             entries: HashMap::new(),
             by_use: BTreeMap::new(),
+            evicted: Evictions::default(),
         }
     }
 
@@ -54,6 +65,10 @@ impl Quota {
 
     pub(crate) fn used(&self) -> u64 {
         self.used
+    }
+
+    pub(crate) fn evictions(&self) -> Evictions {
+        self.evicted
     }
 
     /// Size the entry was admitted with.
@@ -91,7 +106,10 @@ impl Quota {
             }
         };
         for d in &evict {
-            self.remove(d);
+            if let Some(removed) = self.remove(d) {
+                self.evicted.count += 1;
+                self.evicted.bytes += removed.size;
+            }
         }
         self.insert(digest, size, 1);
         Ok(evict)
@@ -241,6 +259,13 @@ mod tests {
         assert_eq!(q.used(), 25);
         assert_eq!(q.size(&d(2)), None);
         assert!(q.is_pinned(&d(4)));
+        assert_eq!(
+            q.evictions(),
+            Evictions {
+                count: 2,
+                bytes: 20
+            }
+        );
     }
 
     #[test]
@@ -271,6 +296,7 @@ mod tests {
         );
         assert_eq!(q.used(), 20);
         assert_eq!(q.size(&d(2)), Some(10));
+        assert_eq!(q.evictions(), Evictions::default());
         assert_eq!(q.admit(d(3), 20), Ok(vec![d(2)]));
     }
 

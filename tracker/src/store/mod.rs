@@ -62,6 +62,10 @@ pub trait PeerStore: Send + Sync + 'static {
         &self,
         now: UnixMillis,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Checks that the store answers (a round trip for a remote store), for
+    /// the tracker's readiness.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[cfg(test)]

@@ -124,4 +124,11 @@ impl PeerStore for RedisStore {
     async fn purge_expired(&self, _now: UnixMillis) -> Result<usize, StoreError> {
         Ok(0)
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.connection.clone())
+            .await?;
+        Ok(())
+    }
 }

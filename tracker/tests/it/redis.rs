@@ -142,3 +142,57 @@ async fn two_tracker_processes_share_peers_and_expiry() {
         .into_inner();
     assert_eq!(ids(from_b), HashSet::from([2, 4]), "expired on B's side");
 }
+
+/// The admin listener: live while the process serves, ready only while
+/// Redis answers, and counting the announces it answered.
+#[tokio::test]
+async fn readiness_follows_redis_and_metrics_count_announces() {
+    let redis = RedisServer::start();
+    let admin = format!("127.0.0.1:{}", crate::support::free_port());
+    let args = [
+        "--store",
+        "redis",
+        "--redis-url",
+        redis.url.as_str(),
+        "--metrics-listen",
+        admin.as_str(),
+    ];
+    let tracker = Process::start("", &args).await;
+    let get = |path: &str| {
+        let url = format!("http://{admin}{path}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_string()));
+    client(tracker.addr)
+        .await
+        .announce(announce(&Digest::of(b"layer"), 1, 0, ""))
+        .await
+        .unwrap();
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("shoal_tracker_announces_total{result=\"ok\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("shoal_tracker_announce_duration_seconds_count 1\n"));
+
+    drop(redis);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (status, body) = loop {
+        let (status, body) = get("/readyz").await;
+        if status != 200 {
+            break (status, body);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready without Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 503);
+    assert!(body.starts_with("not ready: peer store"), "{body}");
+    assert_eq!(get("/healthz").await, (200, "ok\n".to_string()));
+}
