@@ -71,6 +71,14 @@ impl Quota {
         self.evicted
     }
 
+    /// Counts `digest` as evicted; the caller then removes it.
+    pub(crate) fn count_eviction(&mut self, digest: &Digest) {
+        if let Some(e) = self.entries.get(digest) {
+            self.evicted.count += 1;
+            self.evicted.bytes += e.size;
+        }
+    }
+
     /// Size the entry was admitted with.
     pub(crate) fn size(&self, digest: &Digest) -> Option<u64> {
         self.entries.get(digest).map(|e| e.size)

@@ -124,6 +124,7 @@ impl Inner {
         let mut trash = Vec::new();
         for digest in state.quota.reclaimable(bytes) {
             tracing::info!(%digest, "evicting: the disk is full");
+            state.quota.count_eviction(&digest);
             trash.extend(self.discard(state, &digest));
         }
         trash
