@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use shoal_swarm::session::{Session, SessionConfig, SessionError};
 use shoal_swarm::store::{Store, StoreError};
+use shoal_swarm::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use crate::api::{ApiState, router};
 use crate::blobs::{BlobPolicy, Blobs};
 use crate::config::Settings;
 use crate::origin::{OriginError, Origins};
-use crate::tracker::{Identity, Tracker};
+use crate::tracker::{Identity, Tracker, TrackerError};
 
 /// How long in-flight responses get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,8 +33,8 @@ pub enum StartError {
     #[error("starting the swarm session")]
     Session(#[from] SessionError),
     /// The tracker URL is unusable.
-    #[error("tracker URL")]
-    Tracker(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
     /// The origin client could not be built.
     #[error("origin client")]
     Origins(#[from] OriginError),
@@ -70,6 +71,7 @@ impl Agent {
                 listen: settings.peer_listen,
                 upload_limit: settings.upload_limit,
                 download_limit: settings.download_limit,
+                tls: settings.tls.clone().filter(Tls::peer),
                 ..SessionConfig::default()
             },
             store,
@@ -85,6 +87,7 @@ impl Agent {
             settings.tracker.as_deref(),
             settings.metainfo_wait,
             identity,
+            settings.tls.as_ref(),
         )?;
         let ring =
             shoal_discovery::ring(&settings.discovery, settings.ring.clone(), shutdown.clone())
@@ -93,6 +96,7 @@ impl Agent {
             ring,
             settings.origin_timeout,
             settings.metainfo_wait,
+            settings.tls.as_ref(),
         )?);
         let tasks = TaskTracker::new();
         let blobs = Blobs::new(

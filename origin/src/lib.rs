@@ -10,7 +10,8 @@
 //!   from a peer origin instead of upstream.
 //! - `manifests`: the manifest cache (by digest, LRU in bytes; tags with a
 //!   TTL).
-//! - `http`: the axum API (docs/api.md).
+//! - `http`: the axum API (docs/api.md); `tls_listener`: its connections
+//!   when `[tls]` is set.
 //! - [`Origin`]: all of it started and stopped together; [`Stats`].
 
 #![warn(missing_docs, unreachable_pub)]
@@ -23,6 +24,7 @@ mod manifests;
 mod origin;
 mod replica;
 mod stats;
+mod tls_listener;
 mod upstream;
 
 pub use config::{Config, ConfigError, Settings};
