@@ -27,6 +27,7 @@ ACCEPTED = [
     "ci/default-values.yaml",
     "ci/redis-ha-values.yaml",
     "ci/custom-registries-values.yaml",
+    "ci/tls-values.yaml",
 ]
 REJECTED = ["tests/rejected-values.yaml"]
 # Kinds outside Kubernetes' own API, whose schemas kubernetes-validate does

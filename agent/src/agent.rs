@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use shoal_swarm::session::{Session, SessionConfig, SessionError};
 use shoal_swarm::store::{Store, StoreError};
+use shoal_swarm::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ use crate::config::Settings;
 use crate::metrics::{self, Pulls};
 use crate::origin::{OriginError, Origins};
 use crate::readiness::{AgentReadiness, probe_tracker};
-use crate::tracker::{Identity, Tracker};
+use crate::tracker::{Identity, Tracker, TrackerError};
 
 /// How long in-flight responses get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -34,8 +35,8 @@ pub enum StartError {
     #[error("starting the swarm session")]
     Session(#[from] SessionError),
     /// The tracker URL is unusable.
-    #[error("tracker URL")]
-    Tracker(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
     /// The origin client could not be built.
     #[error("origin client")]
     Origins(#[from] OriginError),
@@ -73,6 +74,7 @@ impl Agent {
                 listen: settings.peer_listen,
                 upload_limit: settings.upload_limit,
                 download_limit: settings.download_limit,
+                tls: settings.tls.clone().filter(Tls::peer),
                 ..SessionConfig::default()
             },
             store,
@@ -88,6 +90,7 @@ impl Agent {
             settings.tracker.as_deref(),
             settings.metainfo_wait,
             identity,
+            settings.tls.as_ref(),
         )?;
         let ring =
             shoal_discovery::ring(&settings.discovery, settings.ring.clone(), shutdown.clone())
@@ -96,6 +99,7 @@ impl Agent {
             ring,
             settings.origin_timeout,
             settings.metainfo_wait,
+            settings.tls.as_ref(),
         )?);
         let tasks = TaskTracker::new();
         tasks.spawn(probe_tracker(tracker.clone(), shutdown.clone()));

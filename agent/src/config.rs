@@ -1,6 +1,7 @@
 //! The agent's configuration: one TOML file (every key optional, unknown
-//! keys refused by name so that a typo is an error), overridden by flags,
-//! then checked into [`Settings`].
+//! keys refused by name so that a typo is an error), overridden by
+//! `SHOAL_AGENT_*` environment variables, overridden by flags, then checked
+//! into [`Settings`].
 //!
 //! ```toml
 //! listen = "127.0.0.1:5050"          # registry API (keep it on loopback)
@@ -31,19 +32,26 @@
 //! # announce the zone label of the Node $NODE_NAME:
 //! # kubernetes = { service = "shoal-origin-headless" }
 //! ```
+//!
+//! An optional `[tls]` table ([`TlsConfig`]) turns on mutual TLS for the
+//! tracker and origin calls (`tracker` and `[[origins]] http` must then be
+//! `https://`) and, with `peer = true`, the peer connections. The registry
+//! API stays plain HTTP on loopback, where docker and containerd expect it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
 use shoal_registry::reference::parse_namespace;
+use shoal_swarm::config_file::{self, FileError};
 use shoal_swarm::ring::{DEFAULT_REPLICATION, HostPort, Ring, RingError};
+use shoal_swarm::tls::{Tls, TlsConfig, TlsError};
 use shoal_telemetry::AdminListen;
 
 /// The configuration file's contents.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Registry API address.
@@ -84,6 +92,9 @@ pub struct Config {
     pub origins: Vec<OriginConfig>,
     /// How the ring (and the zone) are discovered beyond `origins`.
     pub discovery: DiscoveryConfig,
+    /// Mutual TLS to the tracker, the origins and, with `peer`, the peers;
+    /// None: plain.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -106,6 +117,7 @@ impl Default for Config {
             replication: DEFAULT_REPLICATION,
             origins: Vec::new(),
             discovery: DiscoveryConfig::default(),
+            tls: None,
         }
     }
 }
@@ -113,24 +125,9 @@ impl Default for Config {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O failure.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration (unknown keys
-    /// included); the message names the key and line.
-    #[error("parsing {path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The parser's explanation.
-        message: String,
-    },
+    /// The file could not be read or parsed (unknown keys included).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A value is out of range.
     #[error("{key}: {reason}")]
     Invalid {
@@ -142,6 +139,9 @@ pub enum ConfigError {
     /// The origins do not form a ring.
     #[error("origins")]
     Ring(#[from] RingError),
+    /// The `[tls]` files do not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The checked configuration the agent runs with.
@@ -179,25 +179,19 @@ pub struct Settings {
     pub ring: Ring,
     /// Ring and zone discovery.
     pub discovery: DiscoveryConfig,
+    /// Mutual TLS, loaded; None: plain.
+    pub tls: Option<Tls>,
 }
 
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: shown,
-            message,
-        })
+        Ok(config_file::load(path)?)
     }
 
     /// Parses configuration text; the error names the offending key.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        config_file::parse(text)
     }
 
     /// Checks values and builds the ring.
@@ -209,6 +203,13 @@ impl Config {
         let tracker = self.tracker.trim();
         if !tracker.is_empty() && !is_http_url(tracker) {
             return Err(invalid("tracker", "must be an http:// or https:// URL"));
+        }
+        let tls_on = self.tls.is_some();
+        if tls_on && !tracker.is_empty() {
+            if !tracker.starts_with("https://") {
+                return Err(invalid("tracker", "must be an https:// URL with [tls]"));
+            }
+            crate::tls_channel::server_name(tracker).map_err(|e| invalid("tracker", &e))?;
         }
         let default_registry = match self.default_registry.trim() {
             "" => None,
@@ -247,6 +248,12 @@ impl Config {
             if origin.name.is_empty() {
                 return Err(invalid("origins.name", "must not be empty"));
             }
+            if tls_on && !origin.http.starts_with("https://") {
+                return Err(invalid(
+                    "origins.http",
+                    "must be an https:// URL with [tls]",
+                ));
+            }
             members.push(origin.member());
         }
         Ok(Settings {
@@ -265,6 +272,7 @@ impl Config {
             origin_timeout: Duration::from_millis(self.origin_timeout_ms),
             ring: Ring::new(members, self.replication)?,
             discovery: self.discovery.clone(),
+            tls: self.tls.as_ref().map(Tls::load).transpose()?,
         })
     }
 }
@@ -328,6 +336,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("unknown field `port`"), "{err}");
+        let err = Config::parse("[discovery]\ndns_refresh = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `dns_refresh`"), "{err}");
+        let err = Config::parse("[discovery.kubernetes]\nservise = \"s\"\n").unwrap_err();
+        assert!(err.contains("unknown field `servise`"), "{err}");
     }
 
     #[test]

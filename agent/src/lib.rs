@@ -8,7 +8,8 @@
 //! - [`api`]: the registry API (routing, manifests, blobs, Range, bodies).
 //! - [`blobs`]: cache hits, shared downloads, origin fallback, announces.
 //! - [`origin`]: the origins' registry API client.
-//! - [`tracker`]: metainfo and announces.
+//! - [`tracker`]: metainfo and announces; `tls_channel`: its channel over
+//!   mutual TLS.
 //! - [`metrics`]: Prometheus metrics; `readiness`: what `/readyz` says.
 //! - [`configure`]: points containerd or Docker at the agent.
 
@@ -22,6 +23,7 @@ pub mod configure;
 pub mod metrics;
 pub mod origin;
 mod readiness;
+mod tls_channel;
 pub mod tracker;
 
 pub use agent::Agent;

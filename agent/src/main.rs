@@ -9,13 +9,15 @@ use clap::{Parser, Subcommand};
 use shoal_agent::Agent;
 use shoal_agent::config::{Config, OriginConfig, parse_origin_flag};
 use shoal_agent::configure::{self, Outcome};
+use shoal_swarm::config_file;
 use shoal_telemetry::{AdminListen, LogFormat};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// Shoal's per-node agent: a registry v2 pull proxy on loopback that
-/// swarms blobs. Flags override the configuration file; log filtering
-/// follows RUST_LOG.
+/// swarms blobs. Environment variables (SHOAL_AGENT_<FLAG>) override the
+/// configuration file and flags override both; log filtering follows
+/// RUST_LOG.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -24,7 +26,7 @@ struct Args {
     #[command(flatten)]
     run: RunArgs,
     /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = "SHOAL_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
 }
 
@@ -34,39 +36,49 @@ struct RunArgs {
     #[arg(long, env = "SHOAL_AGENT_CONFIG")]
     config: Option<PathBuf>,
     /// Registry API address, e.g. 127.0.0.1:5050.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
     /// Address for /metrics, /healthz and /readyz ("" for none).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_METRICS_LISTEN")]
     metrics_listen: Option<AdminListen>,
     /// Swarm (peer protocol) address, e.g. 0.0.0.0:7002.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_PEER_LISTEN")]
     peer_listen: Option<SocketAddr>,
     /// Blob cache directory.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Cache quota in bytes (0 = unlimited).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_CACHE_BYTES")]
     cache_bytes: Option<u64>,
     /// Tracker gRPC URL, e.g. http://10.0.0.5:7070 ("" for none).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_TRACKER")]
     tracker: Option<String>,
-    /// An origin, `name=http://host:port,peer=host:port`; repeat for more.
-    /// Replaces the file's [[origins]].
-    #[arg(long = "origin", value_parser = parse_origin_flag)]
+    /// An origin, `name=http://host:port,peer=host:port`; repeat for more
+    /// (in the environment variable, separate them with spaces). Replaces
+    /// the file's [[origins]].
+    #[arg(
+        long = "origin",
+        env = "SHOAL_AGENT_ORIGIN",
+        value_delimiter = ' ',
+        value_parser = parse_origin_flag
+    )]
     origins: Vec<OriginConfig>,
     /// Upstream registry for requests without ?ns= ("" = the origins' default).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_DEFAULT_REGISTRY")]
     default_registry: Option<String>,
     /// Upload cap to peers in bytes/s (0 = unlimited).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_UPLOAD_LIMIT")]
     upload_limit: Option<u64>,
     /// Download cap from peers in bytes/s (0 = unlimited).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_DOWNLOAD_LIMIT")]
     download_limit: Option<u64>,
     /// Zone announced to the tracker.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_AGENT_ZONE")]
     zone: Option<String>,
+    /// Print the effective configuration (file, environment, flags) as
+    /// TOML, secrets redacted, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +116,16 @@ enum Runtime {
 }
 
 impl RunArgs {
+    /// The file's configuration with the environment and flags over it.
+    fn effective_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut config);
+        Ok(config)
+    }
+
     fn apply(self, config: &mut Config) {
         let set = |slot: &mut _, value: Option<_>| {
             if let Some(value) = value {
@@ -144,6 +166,14 @@ impl RunArgs {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.command.is_none() && args.run.print_config {
+        let config = args.run.effective_config()?;
+        print!(
+            "{}",
+            config_file::print(&config).context("printing the configuration")?
+        );
+        return Ok(());
+    }
     shoal_telemetry::init_logging(args.log_format)?;
     match args.command {
         Some(Command::Configure { runtime }) => configure_runtime(runtime),
@@ -186,11 +216,7 @@ fn configure_runtime(runtime: Runtime) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    args.apply(&mut config);
+    let config = args.effective_config()?;
     let settings = config.settings().context("invalid configuration")?;
     let agent = Agent::start(settings).await.context("starting the agent")?;
     let stop_admin = CancellationToken::new();

@@ -20,6 +20,7 @@ use shoal_registry::RepositoryName;
 use shoal_registry::media::manifest_accept;
 use shoal_swarm::Digest;
 use shoal_swarm::ring::{Member, RingWatch};
+use shoal_swarm::tls::Tls;
 use tokio::time::Instant;
 
 /// Largest manifest accepted from an origin; real manifests are a few KiB.
@@ -72,11 +73,23 @@ pub struct Origins {
 impl Origins {
     /// A client for the ring's origins, as the ring stands at each request.
     /// `timeout` bounds connecting and each read; `wait` bounds the total
-    /// time spent waiting on 202 answers.
-    pub fn new(ring: RingWatch, timeout: Duration, wait: Duration) -> Result<Self, OriginError> {
-        let http = reqwest::Client::builder()
+    /// time spent waiting on 202 answers. With `tls`, requests go over
+    /// HTTPS only and present our certificate.
+    pub fn new(
+        ring: RingWatch,
+        timeout: Duration,
+        wait: Duration,
+        tls: Option<&Tls>,
+    ) -> Result<Self, OriginError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
-            .read_timeout(timeout)
+            .read_timeout(timeout);
+        if let Some(tls) = tls {
+            builder = builder
+                .https_only(true)
+                .tls_backend_preconfigured(tls.client_config(&[]));
+        }
+        let http = builder
             .build()
             .map_err(|e| OriginError::Unavailable(format!("building the HTTP client: {e}")))?;
         Ok(Origins {
@@ -339,7 +352,8 @@ mod tests {
     #[tokio::test]
     async fn no_origin_is_a_clean_unavailable() {
         let ring = fixed(Ring::new(Vec::new(), 2).unwrap());
-        let origins = Origins::new(ring, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let origins =
+            Origins::new(ring, Duration::from_secs(1), Duration::from_secs(1), None).unwrap();
         let name = RepositoryName::parse("a/b").unwrap();
         let at = Location { name, ns: None };
         let err = origins
@@ -365,7 +379,8 @@ mod tests {
                 .into(),
         };
         let ring = fixed(Ring::new(vec![member], 2).unwrap());
-        let origins = Origins::new(ring, Duration::from_secs(2), Duration::from_secs(2)).unwrap();
+        let origins =
+            Origins::new(ring, Duration::from_secs(2), Duration::from_secs(2), None).unwrap();
         let name = RepositoryName::parse("a").unwrap();
         let at = Location {
             name,

@@ -17,6 +17,7 @@ use shoal_proto::tracker::{
     AnnounceRequest, GetMetainfoRequest, PeerInfo, announce_request::Pieces,
 };
 use shoal_swarm::session::PeerAddr;
+use shoal_swarm::tls::Tls;
 use shoal_swarm::{Bitfield, Digest, Metainfo, PeerId};
 use tokio::time::Instant;
 use tonic::Code;
@@ -26,6 +27,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::origin::Location;
+use crate::tls_channel;
 
 /// Why the tracker gave no metainfo.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +39,17 @@ pub enum MetainfoError {
     /// origins directly.
     #[error("tracker gave no metainfo: {0}")]
     Unavailable(String),
+}
+
+/// Why the tracker client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// The URL does not parse.
+    #[error("tracker URL")]
+    Url(#[from] tonic::transport::Error),
+    /// With TLS, the URL's host is not a name a certificate can carry.
+    #[error("tracker URL: not a TLS server name: {0}")]
+    Name(String),
 }
 
 /// What the tracker answered to an announce.
@@ -73,19 +86,27 @@ pub struct Tracker {
 const TRACKER_SERVICE: &str = "shoal.tracker.v1.Tracker";
 
 impl Tracker {
-    /// A lazily connecting client for `url` (None: no tracker). `wait`
-    /// bounds the time spent waiting for an origin's upstream fetch.
+    /// A lazily connecting client for `url` (None: no tracker), over mTLS
+    /// with `tls`. `wait` bounds the time spent waiting for an origin's
+    /// upstream fetch.
     pub fn new(
         url: Option<&str>,
         wait: Duration,
         identity: Identity,
-    ) -> Result<Self, tonic::transport::Error> {
+        tls: Option<&Tls>,
+    ) -> Result<Self, TrackerError> {
         let (client, health) = match url {
             Some(url) => {
-                let channel = Endpoint::from_shared(url.to_string())?
+                let endpoint = Endpoint::from_shared(tls_channel::plain_url(url))?
                     .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(15))
-                    .connect_lazy();
+                    .timeout(Duration::from_secs(15));
+                let channel = match tls {
+                    None => endpoint.connect_lazy(),
+                    Some(tls) => {
+                        let name = tls_channel::server_name(url).map_err(TrackerError::Name)?;
+                        tls_channel::connect_lazy(&endpoint, name, tls)
+                    }
+                };
                 (
                     Some(TrackerClient::new(channel.clone())),
                     Some(HealthClient::new(channel)),
@@ -311,7 +332,7 @@ mod tests {
             zone: String::new(),
         };
         let url = format!("http://127.0.0.1:{port}");
-        let tracker = Tracker::new(Some(&url), Duration::from_secs(5), identity).unwrap();
+        let tracker = Tracker::new(Some(&url), Duration::from_secs(5), identity, None).unwrap();
         let name = shoal_registry::RepositoryName::parse("a").unwrap();
         let at = Location { name, ns: None };
         let err = tracker.metainfo(&Digest::of(b"x"), &at).await.unwrap_err();

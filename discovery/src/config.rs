@@ -19,11 +19,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shoal_swarm::ring::{HostPort, Member};
 
 /// One `[[origins]]` entry, as the origin, the tracker and the agent read it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginConfig {
     /// Stable name; blob ownership depends on it alone.
@@ -34,7 +34,7 @@ pub struct OriginConfig {
     /// The origin's swarm address: an IP or a DNS name, and a port. A name
     /// is resolved by discovery and re-resolved every
     /// `discovery.dns_refresh_seconds`.
-    #[serde(deserialize_with = "peer_address")]
+    #[serde(deserialize_with = "peer_address", serialize_with = "display")]
     pub peer: HostPort,
 }
 
@@ -58,9 +58,14 @@ fn peer_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HostPort, 
         .map_err(|e| serde::de::Error::custom(format!("origins.peer: {e}")))
 }
 
+/// Writes `peer` back as the `host:port` text it was parsed from.
+fn display<S: Serializer>(peer: &HostPort, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(peer)
+}
+
 /// `[discovery]`: how a component learns the origin ring beyond its
 /// `[[origins]]` entries.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscoveryConfig {
     /// Seconds between lookups of the `[[origins]]` peer names. A failed
@@ -88,7 +93,7 @@ impl DiscoveryConfig {
 }
 
 /// `[discovery.kubernetes]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// The origins' headless Service, whose EndpointSlices list the ring's

@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod corrupt_peer;
+pub mod pki;
 pub mod process;
 pub mod raw_http;
 pub mod registry;

@@ -10,7 +10,8 @@
 //!   from a peer origin instead of upstream.
 //! - `manifests`: the manifest cache (by digest, LRU in bytes; tags with a
 //!   TTL).
-//! - `http`: the axum API (docs/api.md).
+//! - `http`: the axum API (docs/api.md); `tls_listener`: its connections
+//!   when `[tls]` is set.
 //! - `metrics`: the Prometheus collector over the counters above.
 //! - [`Origin`]: all of it started and stopped together; [`Stats`].
 
@@ -25,6 +26,7 @@ mod metrics;
 mod origin;
 mod replica;
 mod stats;
+mod tls_listener;
 mod upstream;
 
 pub use config::{Config, ConfigError, Settings};

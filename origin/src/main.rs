@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use shoal_origin::{Config, Origin};
+use shoal_swarm::config_file;
 use shoal_telemetry::LogFormat;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Shoal's origin: pulls each blob from the upstream registry once, stores
-/// it and seeds it to the swarm. Flags override the configuration file;
-/// log filtering follows RUST_LOG.
+/// it and seeds it to the swarm. Environment variables (SHOAL_ORIGIN_<FLAG>)
+/// override the configuration file and flags override both; log filtering
+/// follows RUST_LOG.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -20,29 +22,43 @@ struct Args {
     #[arg(long, env = "SHOAL_ORIGIN_CONFIG")]
     config: Option<PathBuf>,
     /// HTTP API address, e.g. 0.0.0.0:8080.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_LISTEN")]
     listen: Option<SocketAddr>,
     /// Swarm (peer protocol) address, e.g. 0.0.0.0:7001.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_PEER_LISTEN")]
     peer_listen: Option<SocketAddr>,
     /// Blob store directory.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// This origin's name in the ring (must appear in [[origins]]).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_NAME")]
     name: Option<String>,
     /// Store quota in bytes (0 = unlimited).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_CACHE_BYTES")]
     cache_bytes: Option<u64>,
     /// Upload cap to peers in bytes/s (0 = unlimited).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_ORIGIN_UPLOAD_LIMIT")]
     upload_limit: Option<u64>,
     /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "SHOAL_ORIGIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Print the effective configuration (file, environment, flags) as
+    /// TOML, secrets redacted, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 impl Args {
+    /// The file's configuration with the environment and flags over it.
+    fn effective_config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut config);
+        Ok(config)
+    }
+
     fn apply(&self, config: &mut Config) {
         if let Some(listen) = self.listen {
             config.listen = listen;
@@ -67,6 +83,14 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_config {
+        let config = args.effective_config()?;
+        print!(
+            "{}",
+            config_file::print(&config).context("printing the configuration")?
+        );
+        return Ok(());
+    }
     shoal_telemetry::init_logging(args.log_format)?;
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
@@ -74,11 +98,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    args.apply(&mut config);
+    let config = args.effective_config()?;
     let settings = config.settings().context("invalid configuration")?;
     let origin = Origin::start(settings)
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use shoal_swarm::session::{Session, SessionConfig, SessionError};
 use shoal_swarm::store::{Store, StoreError};
+use shoal_swarm::tls::{Tls, TlsAcceptor};
 use shoal_telemetry::ReadyFlag;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -23,6 +24,7 @@ use crate::manifests::Manifests;
 use crate::metrics::{self, OriginCollector};
 use crate::replica::Replicas;
 use crate::stats::{Counters, Stats};
+use crate::tls_listener::TlsListener;
 use crate::upstream::{UpstreamError, Upstreams};
 
 /// How long in-flight responses get to finish at shutdown.
@@ -46,6 +48,7 @@ pub enum OriginError {
     /// The client for peer origins could not be built.
     #[error("building the peer origin client")]
     Replicas(#[source] reqwest::Error),
+
     /// The HTTP API address could not be bound.
     #[error("binding the HTTP API on {addr}")]
     Bind {
@@ -79,6 +82,7 @@ impl Origin {
             SessionConfig {
                 listen: settings.peer_listen,
                 upload_limit: settings.upload_limit,
+                tls: settings.tls.clone().filter(Tls::peer),
                 ..SessionConfig::default()
             },
             store,
@@ -103,7 +107,7 @@ impl Origin {
             session.clone(),
             Arc::clone(&upstreams),
             cluster.clone(),
-            Replicas::new().map_err(OriginError::Replicas)?,
+            Replicas::new(settings.tls.as_ref())?,
             Arc::clone(&counters),
             tasks.clone(),
             shutdown.clone(),
@@ -141,17 +145,37 @@ impl Origin {
             source,
         })?;
         let stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, router(state).merge(admin))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "origin HTTP API failed");
+        let app = router(state).merge(admin);
+        let server = match &settings.tls {
+            None => tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "origin HTTP API failed");
+                }
+            }),
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls.server_config(&[b"h2", b"http/1.1"]));
+                let listener =
+                    TlsListener::new(listener, acceptor).map_err(|source| OriginError::Bind {
+                        addr: settings.listen,
+                        source,
+                    })?;
+                tokio::spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await;
+                    if let Err(error) = served {
+                        tracing::error!(%error, "origin HTTPS API failed");
+                    }
+                })
             }
-        });
+        };
         tracing::info!(
             name = %settings.name,
             http = %http_addr,
+            tls = settings.tls.is_some(),
             peers = %session.local_addr(),
             blobs = session.store().complete_digests().len(),
             "origin serving"

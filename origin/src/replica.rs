@@ -8,8 +8,10 @@ use futures_util::StreamExt as _;
 use shoal_registry::RepositoryName;
 use shoal_swarm::Digest;
 use shoal_swarm::ring::Member;
+use shoal_swarm::tls::Tls;
 use tokio::time::Instant;
 
+use crate::OriginError;
 use crate::cluster::{CopyMode, PEEK_HEADER};
 use crate::upstream::BlobStream;
 
@@ -39,14 +41,20 @@ pub(crate) struct Replicas {
 }
 
 impl Replicas {
-    pub(crate) fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// With `tls`, requests go over HTTPS only and present our certificate.
+    pub(crate) fn new(tls: Option<&Tls>) -> Result<Self, OriginError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             // A peer that redirects is not an owner after all: skip it
             // rather than bounce around the ring.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(tls) = tls {
+            builder = builder
+                .https_only(true)
+                .tls_backend_preconfigured(tls.client_config(&[]));
+        }
+        let http = builder.build().map_err(OriginError::Replicas)?;
         Ok(Replicas { http })
     }
 

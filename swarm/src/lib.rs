@@ -1,5 +1,7 @@
 //! Shoal's swarm engine, shared by the agent and the origin.
 //!
+//! - [`config_file`]: what the components' TOML configuration files share:
+//!   loading, `--print-config`, secrets that never print.
 //! - [`digest`], [`peer_id`], [`bitfield`]: validated identities and piece sets.
 //! - [`metainfo`]: piece length and piece hashes, computed in one streaming pass.
 //! - [`store`]: the content-addressed blob store on disk: partial blobs with
@@ -13,11 +15,13 @@
 //!   the actions they return, so the same code runs in the tokio driver and in
 //!   a virtual-time simulator.
 //! - [`session`]: the tokio driver: sockets, timers, rate limits, the store.
+//! - [`tls`]: optional mTLS for every link between components, peers included.
 
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod bitfield;
 pub mod choker;
+pub mod config_file;
 pub mod digest;
 pub mod metainfo;
 pub mod peer_id;
@@ -27,6 +31,7 @@ pub mod rate;
 pub mod ring;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod torrent;
 pub mod wire;
 

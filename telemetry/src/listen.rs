@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where to serve `/metrics`, `/healthz` and `/readyz`; None = nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,13 @@ impl<'de> Deserialize<'de> for AdminListen {
     }
 }
 
+/// Written back as the same text, for `--print-config`.
+impl Serialize for AdminListen {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +68,11 @@ mod tests {
         let err = "localhost:9102".parse::<AdminListen>().unwrap_err();
         assert!(err.to_string().contains("\"localhost:9102\""), "{err}");
         assert_eq!(AdminListen(None).to_string(), "");
+        let toml = toml::to_string(&std::collections::BTreeMap::from([(
+            "metrics_listen",
+            AdminListen(Some(SocketAddr::from(([127, 0, 0, 1], 9102)))),
+        )]))
+        .unwrap();
+        assert_eq!(toml.trim(), r#"metrics_listen = "127.0.0.1:9102""#);
     }
 }

@@ -1,7 +1,7 @@
 //! The tracker's configuration: a TOML file (every key optional, unknown keys
 //! refused so that a typo is an error rather than a silently ignored
-//! setting), overridden by command-line flags, then checked into
-//! [`Settings`].
+//! setting), overridden by `SHOAL_TRACKER_*` environment variables,
+//! overridden by command-line flags, then checked into [`Settings`].
 //!
 //! ```toml
 //! listen = "0.0.0.0:7070"
@@ -17,7 +17,8 @@
 //! [store]
 //! backend = "memory"            # or "redis"
 //! max_entries = 1000000         # memory: bound on (blob, peer) entries
-//! redis_url = "redis://127.0.0.1:6379"
+//! redis_url = "redis://127.0.0.1:6379"  # may hold a password: prefer
+//! # redis_url_file = "/run/secrets/redis-url" or $SHOAL_TRACKER_REDIS_URL
 //!
 //! [metainfo]
 //! cache_bytes = 67108864        # bound on cached metainfo
@@ -35,19 +36,21 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
+use shoal_swarm::config_file::{self, FileError, SecretUrl};
 use shoal_swarm::ring::{DEFAULT_REPLICATION, Ring, RingError, RingWatch};
+use shoal_swarm::tls::{Tls, TlsConfig, TlsError};
 use shoal_telemetry::AdminListen;
 
 use crate::handout::Policy;
 use crate::store::MemoryStore;
 
 /// The configuration file's contents.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the gRPC server listens on.
@@ -66,10 +69,13 @@ pub struct Config {
     pub origins: Vec<OriginConfig>,
     /// How the ring is followed beyond `origins`.
     pub discovery: DiscoveryConfig,
+    /// Mutual TLS: gRPC over TLS requiring client certificates, and the
+    /// metainfo calls to the origins presenting ours; None: plain.
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[announce]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnounceConfig {
     /// Seconds between a peer's announces (Kraken's default: 3).
@@ -85,7 +91,7 @@ pub struct AnnounceConfig {
 }
 
 /// Which peer store backs the tracker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// In process: one tracker.
@@ -95,19 +101,47 @@ pub enum Backend {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The backend.
     pub backend: Backend,
     /// Memory backend: most (blob, peer) entries held.
     pub max_entries: usize,
-    /// Redis backend: where Redis listens.
-    pub redis_url: String,
+    /// Redis backend: where Redis listens, with its password if any.
+    /// Excludes `redis_url_file`; neither means [`DEFAULT_REDIS_URL`].
+    pub redis_url: Option<SecretUrl>,
+    /// A file holding the Redis URL (a mounted Kubernetes Secret), so that
+    /// the password need not be in the configuration file.
+    pub redis_url_file: Option<PathBuf>,
+}
+
+/// Where Redis is looked for when neither `redis_url` nor `redis_url_file`
+/// is set.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+impl StoreConfig {
+    /// The Redis URL to connect to, read from `redis_url_file` if set.
+    pub fn redis_url(&self) -> Result<SecretUrl, ConfigError> {
+        match (&self.redis_url, &self.redis_url_file) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid {
+                key: "store.redis_url_file",
+                reason: "set only one of `redis_url` and `redis_url_file`".into(),
+            }),
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(path)) => config_file::Secret::read(path)
+                .map(|url| SecretUrl::new(url.expose()))
+                .map_err(|e| ConfigError::Invalid {
+                    key: "store.redis_url_file",
+                    reason: format!("{} {e}", path.display()),
+                }),
+            (None, None) => Ok(SecretUrl::new(DEFAULT_REDIS_URL)),
+        }
+    }
 }
 
 /// `[metainfo]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetainfoConfig {
     /// Most bytes of metainfo cached (piece hashes dominate: 32 per piece).
@@ -128,6 +162,7 @@ impl Default for Config {
             metainfo: MetainfoConfig::default(),
             origins: Vec::new(),
             discovery: DiscoveryConfig::default(),
+            tls: None,
         }
     }
 }
@@ -150,7 +185,8 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: Backend::Memory,
             max_entries: MemoryStore::DEFAULT_MAX_ENTRIES,
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_url: None,
+            redis_url_file: None,
         }
     }
 }
@@ -168,24 +204,9 @@ impl Default for MetainfoConfig {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O failure.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this configuration (unknown keys
-    /// included); the message names the key and line.
-    #[error("parsing {path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The parser's explanation.
-        message: String,
-    },
+    /// The file could not be read or parsed (unknown keys included).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A value is out of range.
     #[error("{key}: {reason}")]
     Invalid {
@@ -197,6 +218,9 @@ pub enum ConfigError {
     /// The origins do not form a ring.
     #[error("origins")]
     Ring(#[from] RingError),
+    /// The `[tls]` files do not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The checked configuration the server runs with.
@@ -215,25 +239,19 @@ pub struct Settings {
     /// The origins: the configured ring, which the binary replaces by the
     /// one discovery follows (`shoal_discovery::ring`).
     pub ring: RingWatch,
+    /// Mutual TLS, loaded; None: plain gRPC and HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: shown,
-            message,
-        })
+        Ok(config_file::load(path)?)
     }
 
     /// Parses configuration text; the error names the offending key.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        config_file::parse(text)
     }
 
     /// Checks ranges and builds the ring.
@@ -259,7 +277,20 @@ impl Config {
                     "must be an http:// or https:// URL",
                 ));
             }
+            if self.tls.is_some() && !origin.http.starts_with("https://") {
+                return Err(invalid(
+                    "origins.http",
+                    "must be an https:// URL: with [tls] origins serve HTTPS only",
+                ));
+            }
         }
+        if self.tls.as_ref().is_some_and(|tls| tls.peer) {
+            return Err(invalid(
+                "tls.peer",
+                "the tracker has no peer connections; leave it out",
+            ));
+        }
+        let tls = self.tls.as_ref().map(Tls::load).transpose()?;
         let members = self.origins.iter().map(OriginConfig::member).collect();
         let interval = Duration::from_secs(u64::from(a.interval_seconds));
         Ok(Settings {
@@ -273,6 +304,7 @@ impl Config {
             cache_bytes: self.metainfo.cache_bytes,
             origin_timeout: Duration::from_millis(self.metainfo.origin_timeout_ms),
             ring: shoal_swarm::ring::fixed(Ring::new(members, self.metainfo.replication)?),
+            tls,
         })
     }
 }
@@ -322,6 +354,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("unknown field `port`"), "{err}");
+        let err = Config::parse("[store]\nredis = \"redis://r\"\n").unwrap_err();
+        assert!(err.contains("unknown field `redis`"), "{err}");
+        let err = Config::parse("[discovery]\ndns_refresh = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `dns_refresh`"), "{err}");
+        let err = Config::parse("[discovery.kubernetes]\nservise = \"s\"\n").unwrap_err();
+        assert!(err.contains("unknown field `servise`"), "{err}");
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_the_file_or_a_secret_file() {
+        let config = Config::parse("[store]\nredis_url = \"redis://:pw@r:1\"\n").unwrap();
+        assert_eq!(
+            config.store.redis_url().unwrap().expose(),
+            "redis://:pw@r:1"
+        );
+        assert_eq!(
+            Config::default().store.redis_url().unwrap().expose(),
+            DEFAULT_REDIS_URL
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "redis://:s3cret@r:2\n").unwrap();
+        let mut config = Config::default();
+        config.store.redis_url_file = Some(path.clone());
+        assert_eq!(
+            config.store.redis_url().unwrap().expose(),
+            "redis://:s3cret@r:2"
+        );
+        config.store.redis_url = Some(SecretUrl::new("redis://r:3"));
+        let err = config.store.redis_url().unwrap_err().to_string();
+        assert!(
+            err.starts_with("store.redis_url_file: set only one"),
+            "{err}"
+        );
+        config.store.redis_url = None;
+        config.store.redis_url_file = Some(dir.path().join("missing"));
+        let err = config.store.redis_url().unwrap_err().to_string();
+        assert!(err.starts_with("store.redis_url_file: "), "{err}");
+        assert!(err.contains("missing cannot be read"), "{err}");
     }
 
     #[test]

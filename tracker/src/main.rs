@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use shoal_swarm::config_file::{self, SecretUrl};
 use shoal_telemetry::{AdminListen, LogFormat};
 use shoal_tracker::config::{Backend, Config, Settings};
 use shoal_tracker::{MemoryStore, PeerStore, RedisStore, TrackerMetrics, serve_observed};
@@ -15,7 +16,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// Shoal's tracker: hands out peers for each blob and serves its metainfo.
-/// Flags override the configuration file; log filtering follows RUST_LOG.
+/// Environment variables (SHOAL_TRACKER_<FLAG>) override the configuration
+/// file and flags override both; log filtering follows RUST_LOG.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -23,26 +25,49 @@ struct Args {
     #[arg(long, env = "SHOAL_TRACKER_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 0.0.0.0:7070.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_TRACKER_LISTEN")]
     listen: Option<SocketAddr>,
     /// Peer store backend.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "SHOAL_TRACKER_STORE", value_enum)]
     store: Option<Backend>,
-    /// Redis URL for `--store redis`.
-    #[arg(long)]
+    /// Redis URL for `--store redis`; it may hold a password, so prefer the
+    /// environment variable or `--redis-url-file` to the flag.
+    #[arg(long, env = "SHOAL_TRACKER_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// File holding the Redis URL (a mounted Secret).
+    #[arg(
+        long,
+        env = "SHOAL_TRACKER_REDIS_URL_FILE",
+        conflicts_with = "redis_url"
+    )]
+    redis_url_file: Option<PathBuf>,
     /// Seconds between announces.
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_TRACKER_INTERVAL")]
     interval: Option<u32>,
     /// HTTP address for /metrics, /healthz and /readyz ("" for none).
-    #[arg(long)]
+    #[arg(long, env = "SHOAL_TRACKER_METRICS_LISTEN")]
     metrics_listen: Option<AdminListen>,
     /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "SHOAL_TRACKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Print the effective configuration (file, environment, flags) as
+    /// TOML, secrets redacted, and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 impl Args {
+    /// The file's configuration with the environment and flags over it.
+    fn effective_config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        self.apply(&mut config);
+        Ok(config)
+    }
+
+    /// A Redis URL given here replaces either form of it in the file.
     fn apply(&self, config: &mut Config) {
         if let Some(listen) = self.listen {
             config.listen = listen;
@@ -51,7 +76,12 @@ impl Args {
             config.store.backend = store;
         }
         if let Some(url) = &self.redis_url {
-            config.store.redis_url.clone_from(url);
+            config.store.redis_url = Some(SecretUrl::new(url.as_str()));
+            config.store.redis_url_file = None;
+        }
+        if let Some(path) = &self.redis_url_file {
+            config.store.redis_url_file = Some(path.clone());
+            config.store.redis_url = None;
         }
         if let Some(interval) = self.interval {
             config.announce.interval_seconds = interval;
@@ -65,12 +95,16 @@ impl Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_config {
+        let config = args.effective_config()?;
+        print!(
+            "{}",
+            config_file::print(&config).context("printing the configuration")?
+        );
+        return Ok(());
+    }
     shoal_telemetry::init_logging(args.log_format)?;
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    args.apply(&mut config);
+    let config = args.effective_config()?;
     let mut settings = config.settings().context("invalid configuration")?;
     // The configured ring, followed through DNS or Kubernetes from now on;
     // the discovery tasks end with the process.
@@ -103,9 +137,10 @@ async fn main() -> anyhow::Result<()> {
             run(listener, settings, store, admin, shutdown).await?;
         }
         Backend::Redis => {
-            let store = RedisStore::connect(&config.store.redis_url)
+            let url = config.store.redis_url()?;
+            let store = RedisStore::connect(url.expose())
                 .await
-                .context("connecting to Redis at store.redis_url")?;
+                .with_context(|| format!("connecting to Redis at {}", url.redacted()))?;
             run(listener, settings, store, admin, shutdown).await?;
         }
     }

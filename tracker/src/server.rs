@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use shoal_proto::tracker::tracker_server::TrackerServer;
+use shoal_swarm::tls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tonic::codegen::http::{HeaderValue, Response};
 use tonic::transport::Server;
@@ -63,6 +64,10 @@ pub async fn serve_observed<S: PeerStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let interval = settings.interval;
+    let acceptor = settings
+        .tls
+        .as_ref()
+        .map(|tls| TlsAcceptor::from(tls.server_config(&[b"h2"])));
     let service = TrackerService::new(store.clone(), settings, metrics)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -76,7 +81,7 @@ pub async fn serve_observed<S: PeerStore>(
             .set_not_serving::<TrackerServer<TrackerService<S>>>()
             .await;
     };
-    let incoming = connection::incoming(listener);
+    let incoming = connection::incoming(listener, acceptor);
     let server = Server::builder()
         .layer(MapResponseLayer::new(refuse_oversized))
         .add_service(health_service)

@@ -39,6 +39,7 @@ impl<S: PeerStore> TrackerService<S> {
             settings.ring.clone(),
             settings.cache_bytes,
             settings.origin_timeout,
+            settings.tls.as_ref(),
         )?;
         Ok(TrackerService {
             store,

@@ -72,6 +72,18 @@ fn a_bad_config_is_refused_naming_the_key() {
     for (text, key) in [
         ("listn = \"127.0.0.1:5050\"\n", "listn"),
         ("tracker = \"grpc://x\"\n", "tracker"),
+        (
+            "[[origins]]\nname = \"a\"\nhttp = \"http://a\"\npeer = \"127.0.0.1:1\"\nport = 1\n",
+            "unknown field `port`",
+        ),
+        (
+            "[discovery]\ndns_refresh = 1\n",
+            "unknown field `dns_refresh`",
+        ),
+        (
+            "[discovery.kubernetes]\nservise = \"s\"\n",
+            "unknown field `servise`",
+        ),
     ] {
         std::fs::write(&config, text).unwrap();
         let output = Command::new(BIN)
@@ -89,6 +101,40 @@ fn a_bad_config_is_refused_naming_the_key() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--origin"));
+}
+
+/// File, then environment, then flags: `--print-config` shows what won.
+#[test]
+fn print_config_shows_the_file_env_and_flag_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "zone = \"from-file\"\ncache_bytes = 5\nupload_limit = 6\ntracker = \"http://t:1\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .env("SHOAL_AGENT_ZONE", "from-env")
+        .env("SHOAL_AGENT_UPLOAD_LIMIT", "7")
+        .env(
+            "SHOAL_AGENT_ORIGIN",
+            "o-0=http://127.0.0.1:1,peer=127.0.0.1:2 o-1=http://127.0.0.1:3,peer=127.0.0.1:4",
+        )
+        .args(["--upload-limit", "8", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(printed["zone"].as_str(), Some("from-env"), "{stdout}");
+    assert_eq!(printed["upload_limit"].as_integer(), Some(8));
+    assert_eq!(printed["cache_bytes"].as_integer(), Some(5));
+    assert_eq!(printed["tracker"].as_str(), Some("http://t:1"));
+    let origins = printed["origins"].as_array().unwrap();
+    assert_eq!(origins.len(), 2, "{stdout}");
+    assert_eq!(origins[1]["peer"].as_str(), Some("127.0.0.1:4"));
 }
 
 #[test]

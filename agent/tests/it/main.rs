@@ -10,3 +10,4 @@ mod binary;
 mod fallback;
 mod pull;
 mod support;
+mod tls;

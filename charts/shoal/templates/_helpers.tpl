@@ -64,9 +64,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "shoal.agent.fullname" -}}{{ include "shoal.fullname" . }}-agent{{- end -}}
 {{- define "shoal.redis.fullname" -}}{{ include "shoal.fullname" . }}-redis{{- end -}}
 
+{{/* http, or https with tls.enabled. */}}
+{{- define "shoal.scheme" -}}{{ if .Values.tls.enabled }}https{{ else }}http{{ end }}{{- end -}}
+
+{{/*
+The [tls] table of a component (docs/api.md, "Mutual TLS"); the Secret is
+mounted at /etc/shoal-tls (not under /etc/shoal, which may be a read-only
+ConfigMap mount). Call with (dict "ctx" . "peer" true|false).
+*/}}
+{{- define "shoal.tlsTable" -}}
+{{- if .ctx.Values.tls.enabled }}
+[tls]
+ca = "/etc/shoal-tls/ca.crt"
+cert = "/etc/shoal-tls/tls.crt"
+key = "/etc/shoal-tls/tls.key"
+peer = {{ and .peer .ctx.Values.tls.peer }}
+{{- end }}
+{{- end -}}
+
 {{/* The tracker's gRPC URL, as agents use it. */}}
 {{- define "shoal.tracker.url" -}}
-{{- printf "http://%s.%s.svc:%v" (include "shoal.tracker.fullname" .) .Release.Namespace .Values.tracker.port -}}
+{{- printf "%s://%s.%s.svc:%v" (include "shoal.scheme" .) (include "shoal.tracker.fullname" .) .Release.Namespace .Values.tracker.port -}}
 {{- end -}}
 
 {{/*
@@ -80,7 +98,7 @@ the origins themselves share it.
 {{- range $i := until (int .Values.origin.replicas) }}
 [[origins]]
 name = "{{ $origin }}-{{ $i }}"
-http = "http://{{ $origin }}-{{ $i }}.{{ $headless }}.{{ $.Release.Namespace }}.svc:{{ $.Values.origin.httpPort }}"
+http = "{{ include "shoal.scheme" $ }}://{{ $origin }}-{{ $i }}.{{ $headless }}.{{ $.Release.Namespace }}.svc:{{ $.Values.origin.httpPort }}"
 peer = "{{ $origin }}-{{ $i }}.{{ $headless }}.{{ $.Release.Namespace }}.svc:{{ $.Values.origin.peerPort }}"
 {{- end }}
 {{- end -}}
@@ -92,7 +110,7 @@ Discovery through the Kubernetes API, when the chart grants its rights
 Node's topology.kubernetes.io/zone label ($NODE_NAME).
 */}}
 {{- define "shoal.discovery" -}}
-{{- if .Values.rbac.create }}
+{{- if and .Values.rbac.create (not .Values.tls.enabled) }}
 [discovery.kubernetes]
 service = {{ include "shoal.origin.headless" . | quote }}
 namespace = {{ .Release.Namespace | quote }}

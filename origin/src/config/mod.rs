@@ -1,6 +1,9 @@
 //! The origin's configuration: one TOML file (every key optional but the
 //! upstreams, unknown keys refused by name so that a typo is an error),
-//! overridden by flags, then checked into [`Settings`].
+//! overridden by `SHOAL_ORIGIN_*` environment variables, overridden by
+//! flags, then checked into [`Settings`]. Upstream passwords can come from
+//! the file, a separate file (`password_file`) or any environment variable
+//! (`password_env`).
 //!
 //! ```toml
 //! name = "origin-0"                  # this origin's ring member name
@@ -35,8 +38,12 @@
 //! [upstreams."shoal.local"]
 //! layout = "/srv/images"
 //! ```
+//!
+//! An optional `[tls]` table ([`TlsConfig`]) turns on mutual TLS: the HTTP
+//! API serves HTTPS only and requires client certificates, the origin's
+//! requests to other origins present its certificate, `[[origins]] http`
+//! must be `https://`, and with `peer = true` the peer connections use TLS.
 
-mod secret;
 mod upstream;
 
 use std::collections::BTreeMap;
@@ -44,16 +51,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shoal_registry::reference::parse_namespace;
+use shoal_swarm::config_file::{self, FileError};
 use shoal_swarm::ring::{DEFAULT_REPLICATION, Ring, RingError};
+use shoal_swarm::tls::{Tls, TlsConfig, TlsError};
 
-pub use secret::Secret;
 pub use shoal_discovery::{DiscoveryConfig, OriginConfig};
+pub use shoal_swarm::config_file::Secret;
 pub use upstream::{Credentials, RegistrySpec, UpstreamConfig, UpstreamSpec};
 
 /// The configuration file's contents.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// This origin's name in the ring.
@@ -85,6 +94,9 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// How the ring is followed beyond `origins`.
     pub discovery: DiscoveryConfig,
+    /// Mutual TLS for the HTTP API, the origin's own client and, with
+    /// `peer`, the peer connections; None: plain.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -104,6 +116,7 @@ impl Default for Config {
             origins: Vec::new(),
             upstreams: BTreeMap::new(),
             discovery: DiscoveryConfig::default(),
+            tls: None,
         }
     }
 }
@@ -111,24 +124,9 @@ impl Default for Config {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O failure.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not valid TOML for this configuration (unknown keys
-    /// included); the message names the key and line.
-    #[error("parsing {path}: {message}")]
-    Parse {
-        /// The file, or `<text>` for [`Config::parse`].
-        path: String,
-        /// The parser's explanation.
-        message: String,
-    },
+    /// The file could not be read or parsed (unknown keys included).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A value is out of range.
     #[error("{key}: {reason}")]
     Invalid {
@@ -161,6 +159,9 @@ pub enum ConfigError {
     /// The origins do not form a ring.
     #[error("origins")]
     Ring(#[from] RingError),
+    /// The `[tls]` files do not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The checked configuration an origin runs with.
@@ -194,28 +195,24 @@ pub struct Settings {
     pub discovery: DiscoveryConfig,
     /// Checked upstreams by (lowercase) namespace.
     pub upstreams: BTreeMap<String, UpstreamSpec>,
+    /// Mutual TLS, loaded; None: plain HTTP and peer connections.
+    pub tls: Option<Tls>,
 }
 
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse_named(&text, shown)
+        Ok(config_file::load(path)?)
     }
 
     /// Parses configuration text; the error names the offending key.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::parse_named(text, "<text>".into())
-    }
-
-    fn parse_named(text: &str, path: String) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path,
-            message: e.to_string().trim_end().to_string(),
+        config_file::parse(text).map_err(|message| {
+            FileError::Parse {
+                path: "<text>".into(),
+                message,
+            }
+            .into()
         })
     }
 
@@ -255,7 +252,9 @@ impl Config {
             }
         };
         let ring = self.ring()?;
+        let tls = self.tls.as_ref().map(Tls::load).transpose()?;
         Ok(Settings {
+            tls,
             name: self.name.clone(),
             listen: self.listen,
             peer_listen: self.peer_listen,
@@ -293,6 +292,12 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     key: "origins.http",
                     reason: format!("{:?} is not an http:// or https:// URL", origin.http),
+                });
+            }
+            if self.tls.is_some() && !origin.http.starts_with("https://") {
+                return Err(ConfigError::Invalid {
+                    key: "origins.http",
+                    reason: format!("{:?}: with [tls] origins serve https:// only", origin.http),
                 });
             }
             members.push(origin.member());
@@ -338,6 +343,16 @@ mod tests {
         assert!(err.to_string().contains("unknown field `listn`"), "{err}");
         let err = Config::parse("[upstreams.\"a\"]\nlayut = \"/x\"\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `layut`"), "{err}");
+        let err = Config::parse(
+            "[[origins]]\nname = \"a\"\nhttp = \"http://x\"\npeer = \"1.2.3.4:5\"\npeer_port = 1\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `peer_port`"),
+            "{err}"
+        );
+        let err = Config::parse("[discovery.kubernetes]\nservise = \"s\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `servise`"), "{err}");
     }
 
     #[test]

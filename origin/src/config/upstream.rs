@@ -7,13 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use shoal_swarm::config_file::Secret;
 
 use super::ConfigError;
-use super::secret::Secret;
 
 /// An upstream as written in the configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Serve this namespace from an OCI image layout directory instead of a
@@ -142,12 +142,11 @@ impl UpstreamConfig {
             return Ok(Some(password.clone()));
         }
         if let Some(path) = &self.password_file {
-            let bytes = read_file(path, namespace, "password_file")?;
-            let text = String::from_utf8(bytes).map_err(|_| ConfigError::Upstream {
+            let password = Secret::read(path).map_err(|e| ConfigError::Upstream {
                 namespace: namespace.to_owned(),
-                reason: format!("password_file {} is not UTF-8", path.display()),
+                reason: format!("password_file {}: {e}", path.display()),
             })?;
-            return Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))));
+            return Ok(Some(password));
         }
         if let Some(var) = &self.password_env {
             let value = std::env::var(var).map_err(|_| ConfigError::Upstream {

@@ -7,4 +7,5 @@ mod cluster;
 mod fetch;
 mod manifests;
 mod support;
+mod tls;
 mod upstreams;

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +22,12 @@ use crate::wire::{
 use super::Shared;
 use super::driver::Source;
 use super::ratelimit::RateLimiter;
+use super::stream::{PeerRead, PeerStream, PeerWrite};
 
 /// Decoding half of a peer socket.
-pub(crate) type Reader = MessageReader<OwnedReadHalf>;
+pub(crate) type Reader = MessageReader<PeerRead>;
 /// Encoding half of a peer socket.
-pub(crate) type Writer = MessageWriter<OwnedWriteHalf>;
+pub(crate) type Writer = MessageWriter<PeerWrite>;
 
 /// Identifies one connection for the life of its driver; unlike a
 /// [`PeerKey`](crate::PeerKey) it is never reused, so events from a closed
@@ -63,11 +64,41 @@ pub(crate) enum ConnEvent {
 }
 
 /// Splits a fresh socket into framed halves.
-pub(crate) fn framed(stream: TcpStream) -> (Reader, Writer) {
+pub(crate) fn framed(stream: PeerStream) -> (Reader, Writer) {
+    let (read, write) = stream.split();
+    (MessageReader::new(read), MessageWriter::new(write))
+}
+
+/// A fresh TCP socket, with TLS on top when the session uses it: as the
+/// server for an accepted socket, as the client for a dialed one. The TLS
+/// handshake shares the peer handshake's time limit.
+pub(crate) async fn secure(
+    shared: &Shared,
+    stream: TcpStream,
+    addr: SocketAddr,
+    outbound: bool,
+) -> Result<PeerStream, WireError> {
     // Control frames are tiny and latency-bound; Nagle would hold them back.
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    (MessageReader::new(read), MessageWriter::new(write))
+    let Some(tls) = &shared.tls else {
+        return Ok(PeerStream::Tcp(stream));
+    };
+    let limit = shared.config.handshake_timeout;
+    let secured = if outbound {
+        // Peers are named by IP; the verifier checks the chain, not names.
+        let name = ServerName::IpAddress(addr.ip().into());
+        let connect = tls.connector.connect(name, stream);
+        tokio::time::timeout(limit, connect)
+            .await
+            .map_err(|_| timed_out("TLS handshake timed out"))?
+            .map(tokio_rustls::TlsStream::from)
+    } else {
+        tokio::time::timeout(limit, tls.acceptor.accept(stream))
+            .await
+            .map_err(|_| timed_out("TLS handshake timed out"))?
+            .map(tokio_rustls::TlsStream::from)
+    };
+    Ok(PeerStream::Tls(Box::new(secured?)))
 }
 
 /// Reads the peer's handshake within the configured time, so that idle
@@ -95,6 +126,7 @@ pub(crate) async fn dial(
     let stream = connect
         .await
         .map_err(|_| timed_out("connect timed out"))??;
+    let stream = secure(&shared, stream, addr, true).await?;
     let (mut reader, mut writer) = framed(stream);
     send_handshake(&mut writer, digest, shared.peer_id).await?;
     let theirs = read_handshake(&shared, &mut reader).await?;

@@ -58,6 +58,9 @@ async fn route(
     stream: TcpStream,
     addr: std::net::SocketAddr,
 ) -> Result<(), String> {
+    let stream = conn::secure(shared, stream, addr, false)
+        .await
+        .map_err(|e| conn::error_chain(&e))?;
     let (mut reader, mut writer) = conn::framed(stream);
     let theirs = conn::read_handshake(shared, &mut reader)
         .await

@@ -10,6 +10,7 @@
 //!
 //! - `listener`: accepts connections and routes them by handshake digest.
 //! - `conn`: dialing, the handshake, and the reader and writer tasks.
+//! - `stream`: a peer socket, plain or TLS, split for those two tasks.
 //! - `driver`: the per-blob loop.
 //! - `handle`: what callers hold: [`TorrentHandle`] and its [`Progress`].
 //! - `stats`: totals over the session's life, [`SessionStats`].
@@ -22,6 +23,7 @@ mod handle;
 mod listener;
 pub mod ratelimit;
 mod stats;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ use crate::digest::Digest;
 use crate::metainfo::Metainfo;
 use crate::peer_id::PeerId;
 use crate::store::{Store, StoreError};
+use crate::tls::{Tls, TlsAcceptor, TlsConnector};
 use crate::torrent::TorrentConfig;
 
 pub use handle::{Progress, TorrentHandle, TransferState};
@@ -61,6 +64,9 @@ pub struct SessionConfig {
     /// Drop a connection whose handshake does not complete in this time, so
     /// that idle sockets cannot pile up.
     pub handshake_timeout: Duration,
+    /// Peer connections over mutual TLS (both ends present a certificate
+    /// from the CA); None: plain TCP. Every peer of a swarm must agree.
+    pub tls: Option<Tls>,
 }
 
 impl Default for SessionConfig {
@@ -73,6 +79,7 @@ impl Default for SessionConfig {
             max_peers_per_torrent: 20,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -142,6 +149,13 @@ pub(crate) struct Shared {
     counters: stats::Counters,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    tls: Option<PeerTls>,
+}
+
+/// Both ends of peer TLS, built once from [`SessionConfig::tls`].
+pub(crate) struct PeerTls {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
 }
 
 impl Session {
@@ -158,7 +172,12 @@ impl Session {
             addr: config.listen,
             source,
         })?;
+        let tls = config.tls.as_ref().map(|tls| PeerTls {
+            acceptor: tls.acceptor(),
+            connector: tls.peer_connector(),
+        });
         let shared = Arc::new(Shared {
+            tls,
             peer_id: PeerId::random(),
             local_addr,
             store,
@@ -170,7 +189,7 @@ impl Session {
             tasks: TaskTracker::new(),
             config,
         });
-        tracing::info!(addr = %local_addr, peer_id = %shared.peer_id, "peer listener started");
+        tracing::info!(addr = %local_addr, peer_id = %shared.peer_id, tls = shared.tls.is_some(), "peer listener started");
         shared
             .tasks
             .spawn(listener::run(listener, Arc::clone(&shared)));

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use shoal_proto::tracker::Metainfo as MetainfoProto;
 use shoal_swarm::Digest;
 use shoal_swarm::ring::RingWatch;
+use shoal_swarm::tls::Tls;
 use tokio::sync::watch;
 use tonic::Status;
 
@@ -107,16 +108,18 @@ struct Inner {
 
 impl MetainfoSource {
     /// A source asking `ring`'s origins (as the ring stands at each call),
-    /// each call limited to `timeout`, caching up to `cache_bytes`.
+    /// each call limited to `timeout`, caching up to `cache_bytes`; with
+    /// `tls`, over HTTPS presenting our certificate.
     pub fn new(
         ring: RingWatch,
         cache_bytes: usize,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> Result<Self, ClientError> {
         Ok(MetainfoSource {
             inner: Arc::new(Inner {
                 ring,
-                client: OriginClient::new(timeout).map_err(ClientError)?,
+                client: OriginClient::new(timeout, tls).map_err(ClientError)?,
                 cache: Mutex::new(MetainfoCache::new(cache_bytes)),
                 inflight: Mutex::new(HashMap::new()),
             }),
@@ -223,6 +226,7 @@ mod tests {
             shoal_swarm::ring::fixed(shoal_swarm::ring::Ring::new(vec![], 2).unwrap()),
             1 << 20,
             Duration::from_secs(1),
+            None,
         )
         .unwrap();
         let query = MetainfoQuery {

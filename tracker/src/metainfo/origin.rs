@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use shoal_proto::tracker::Metainfo as MetainfoProto;
 use shoal_swarm::ring::Member;
+use shoal_swarm::tls::Tls;
 use shoal_swarm::{Digest, Metainfo};
 
 use crate::validate::MetainfoQuery;
@@ -61,11 +62,16 @@ pub(crate) struct OriginClient {
 }
 
 impl OriginClient {
-    pub(crate) fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    pub(crate) fn new(timeout: Duration, tls: Option<&Tls>) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
+            .connect_timeout(timeout);
+        if let Some(tls) = tls {
+            builder = builder
+                .https_only(true)
+                .tls_backend_preconfigured(tls.client_config(&[]));
+        }
+        let http = builder.build()?;
         Ok(OriginClient { http })
     }
 

@@ -103,3 +103,46 @@ fn a_bad_origin_peer_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+/// File, then environment, then flags: `--print-config` shows what won,
+/// with the Redis password (given in the environment) redacted.
+#[test]
+fn print_config_shows_the_layers_and_hides_the_redis_password() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "listen = \"127.0.0.1:7001\"\n[announce]\ninterval_seconds = 9\nmax_peers = 7\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal-tracker"))
+        .arg("--config")
+        .arg(config.path())
+        .env("SHOAL_TRACKER_INTERVAL", "5")
+        .env("SHOAL_TRACKER_LISTEN", "127.0.0.1:7002")
+        .env("SHOAL_TRACKER_STORE", "redis")
+        .env(
+            "SHOAL_TRACKER_REDIS_URL",
+            "redis://:hunter2@127.0.0.1:6390/0",
+        )
+        .args(["--listen", "127.0.0.1:7003", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        printed["listen"].as_str(),
+        Some("127.0.0.1:7003"),
+        "{stdout}"
+    );
+    let announce = printed["announce"].as_table().unwrap();
+    assert_eq!(announce["interval_seconds"].as_integer(), Some(5));
+    assert_eq!(announce["max_peers"].as_integer(), Some(7));
+    let store = printed["store"].as_table().unwrap();
+    assert_eq!(store["backend"].as_str(), Some("redis"));
+    assert_eq!(
+        store["redis_url"].as_str(),
+        Some("redis://:<redacted>@127.0.0.1:6390/0")
+    );
+}
