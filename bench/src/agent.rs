@@ -174,8 +174,16 @@ async fn ttfb(len: u64, runs: usize) -> anyhow::Result<()> {
                     "http://{}/internal/v1/metainfo/{}?repository={REPO}",
                     cluster.origins[0].1, up.digest
                 );
-                let response = reqwest::get(&url).await?;
-                ensure!(response.status().is_success(), "origin warm-up {url}");
+                // 202 means "fetching, ask again": warm means the origin
+                // holds the whole blob, so wait for the 200.
+                loop {
+                    let response = reqwest::get(&url).await?;
+                    match response.status().as_u16() {
+                        200 => break,
+                        202 => tokio::time::sleep(Duration::from_millis(100)).await,
+                        status => bail!("origin warm-up {url}: {status}"),
+                    }
+                }
             }
             let load = load_average();
             let url = format!(
