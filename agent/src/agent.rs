@@ -17,6 +17,7 @@ use crate::api::{ApiState, router};
 use crate::blobs::{BlobPolicy, Blobs};
 use crate::config::Settings;
 use crate::origin::{OriginError, Origins};
+use crate::prefetch;
 use crate::tracker::{Identity, Tracker};
 
 /// How long in-flight responses get to finish at shutdown.
@@ -76,10 +77,15 @@ impl Agent {
         )
         .await?;
         let shutdown = CancellationToken::new();
+        let zone = zone(&settings).await;
+        let mut labels = settings.labels.clone();
+        if !zone.is_empty() {
+            labels.entry("zone".into()).or_insert_with(|| zone.clone());
+        }
         let identity = Identity {
             id: session.peer_id(),
             port: session.local_addr().port(),
-            zone: zone(&settings).await,
+            zone,
         };
         let tracker = Tracker::new(
             settings.tracker.as_deref(),
@@ -97,7 +103,7 @@ impl Agent {
         let tasks = TaskTracker::new();
         let blobs = Blobs::new(
             session,
-            tracker,
+            tracker.clone(),
             origins,
             BlobPolicy {
                 small_blob_bytes: settings.small_blob_bytes,
@@ -107,6 +113,27 @@ impl Agent {
             tasks.clone(),
         );
         blobs.seed_cached().await;
+        if tracker.is_configured() && !settings.node_name.is_empty() {
+            let context = prefetch::Context {
+                blobs: blobs.clone(),
+                tracker,
+                default_registry: settings.default_registry.clone(),
+            };
+            let node = prefetch::Node {
+                name: settings.node_name.clone(),
+                labels,
+            };
+            tasks.spawn(prefetch::run(
+                context,
+                node,
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        } else if tracker.is_configured() {
+            tracing::warn!(
+                "no node name (node_name, $NODE_NAME, host name): not taking prefetch jobs"
+            );
+        }
         let listener =
             TcpListener::bind(settings.listen)
                 .await

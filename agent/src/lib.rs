@@ -8,7 +8,8 @@
 //! - [`api`]: the registry API (routing, manifests, blobs, Range, bodies).
 //! - [`blobs`]: cache hits, shared downloads, origin fallback, announces.
 //! - [`origin`]: the origins' registry API client.
-//! - [`tracker`]: metainfo and announces.
+//! - [`tracker`]: metainfo, announces and prefetch job calls.
+//! - [`prefetch`]: pulls images into the cache when the tracker says.
 //! - [`configure`]: points containerd or Docker at the agent.
 
 #![warn(missing_docs, unreachable_pub)]
@@ -19,6 +20,7 @@ pub mod blobs;
 pub mod config;
 pub mod configure;
 pub mod origin;
+pub mod prefetch;
 pub mod tracker;
 
 pub use agent::Agent;

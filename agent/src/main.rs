@@ -60,6 +60,19 @@ struct RunArgs {
     /// Zone announced to the tracker.
     #[arg(long)]
     zone: Option<String>,
+    /// The node's name in prefetch jobs.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// A label prefetch selectors match, `key=value`; repeat for more.
+    /// Added to the file's [labels].
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+}
+
+fn parse_label(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("--label {raw:?}: expected key=value"))
 }
 
 #[derive(Subcommand)]
@@ -129,6 +142,10 @@ impl RunArgs {
         if let Some(zone) = self.zone {
             config.zone = zone;
         }
+        if let Some(name) = self.node_name {
+            config.node_name = name;
+        }
+        config.labels.extend(self.labels);
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use shoal_proto::tracker::tracker_client::TrackerClient;
 use shoal_proto::tracker::{
-    AnnounceRequest, GetMetainfoRequest, PeerInfo, announce_request::Pieces,
+    AnnounceRequest, GetMetainfoRequest, PeerInfo, PrefetchJob, ReportProgressRequest,
+    WatchJobsRequest, announce_request::Pieces,
 };
 use shoal_swarm::session::PeerAddr;
 use shoal_swarm::{Bitfield, Digest, Metainfo, PeerId};
@@ -57,6 +58,9 @@ pub struct Identity {
 #[derive(Clone)]
 pub struct Tracker {
     client: Option<TrackerClient<Channel>>,
+    /// For the job watch, which stays open: no per-call timeout, HTTP/2
+    /// pings instead so a dead tracker is noticed.
+    watch_client: Option<TrackerClient<Channel>>,
     wait: Duration,
     identity: Arc<Identity>,
 }
@@ -69,18 +73,29 @@ impl Tracker {
         wait: Duration,
         identity: Identity,
     ) -> Result<Self, tonic::transport::Error> {
-        let client = match url {
+        let (client, watch_client) = match url {
             Some(url) => {
-                let channel = Endpoint::from_shared(url.to_string())?
-                    .connect_timeout(Duration::from_secs(3))
+                let endpoint =
+                    Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(3));
+                let channel = endpoint
+                    .clone()
                     .timeout(Duration::from_secs(15))
                     .connect_lazy();
-                Some(TrackerClient::new(channel))
+                let watch = endpoint
+                    .http2_keep_alive_interval(Duration::from_secs(20))
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .keep_alive_while_idle(true)
+                    .connect_lazy();
+                (
+                    Some(TrackerClient::new(channel)),
+                    Some(TrackerClient::new(watch)),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         Ok(Tracker {
             client,
+            watch_client,
             wait,
             identity: Arc::new(identity),
         })
@@ -179,6 +194,40 @@ impl Tracker {
             peers,
             interval: Duration::from_secs(u64::from(response.interval_seconds.clamp(1, 60))),
         })
+    }
+}
+
+impl Tracker {
+    /// Opens the stream of prefetch jobs for this node.
+    pub async fn watch_jobs(
+        &self,
+        node: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<tonic::Streaming<PrefetchJob>, String> {
+        let Some(client) = &self.watch_client else {
+            return Err("no tracker configured".into());
+        };
+        let request = WatchJobsRequest {
+            node: node.to_string(),
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        client
+            .clone()
+            .watch_jobs(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+
+    /// Reports a prefetch job's progress on this node.
+    pub async fn report_progress(
+        &self,
+        report: ReportProgressRequest,
+    ) -> Result<(), tonic::Status> {
+        let Some(client) = &self.client else {
+            return Err(tonic::Status::failed_precondition("no tracker configured"));
+        };
+        client.clone().report_progress(report).await.map(drop)
     }
 }
 

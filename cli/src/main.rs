@@ -5,6 +5,8 @@
 //! - `dev up`: the same cluster, long-running, for trying real clients
 //!   against it (`dev`).
 //! - `status`: what an agent holds and how its transfers go (`status`).
+//! - `prefetch`: warms the caches of matching nodes before a rollout
+//!   (`prefetch`).
 //!
 //! Components run in this process as real servers on real loopback sockets
 //! (`cluster`), so the quickstart needs nothing but `cargo run`.
@@ -14,6 +16,7 @@ mod cluster;
 mod demo;
 mod dev;
 mod image;
+mod prefetch;
 mod progress;
 mod pull;
 mod status;
@@ -44,6 +47,9 @@ enum Command {
     },
     /// Show an agent's blobs, their progress, peers and cache use.
     Status(status::StatusArgs),
+    /// Pull an image into the cache of every matching node before a
+    /// rollout; exits non-zero naming the nodes that failed.
+    Prefetch(prefetch::PrefetchArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Dev { command } => dev::run(command).await,
             Command::Status(args) => status::run(args).await,
+            Command::Prefetch(args) => prefetch::run(args).await,
         }
     });
     match result {

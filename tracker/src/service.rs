@@ -2,11 +2,16 @@
 //! policy and the metainfo source, wired together per request.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures_util::Stream;
 
 use shoal_proto::tracker::tracker_server::Tracker;
 use shoal_proto::tracker::{
     AnnounceRequest, AnnounceResponse, GetMetainfoRequest, Metainfo, PeerEntry, PeerInfo,
+    PrefetchJob, PrefetchRequest, PrefetchStatus, ReportProgressRequest, ReportProgressResponse,
+    WatchJobsRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -14,6 +19,7 @@ use crate::config::Settings;
 use crate::handout::{self, Pick, Requester};
 use crate::metainfo::{ClientError, MetainfoSource, error_chain};
 use crate::peer::PeerRecord;
+use crate::prefetch::{self, Jobs};
 use crate::store::{PeerStore, unix_millis_now};
 use crate::validate;
 
@@ -22,7 +28,11 @@ pub struct TrackerService<S> {
     store: Arc<S>,
     settings: Settings,
     metainfo: MetainfoSource,
+    jobs: Jobs,
 }
+
+/// A server stream of the service.
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl<S: PeerStore> TrackerService<S> {
     /// A service storing announces in `store`, configured by `settings`.
@@ -36,6 +46,7 @@ impl<S: PeerStore> TrackerService<S> {
             store,
             settings,
             metainfo,
+            jobs: Jobs::default(),
         })
     }
 }
@@ -113,6 +124,35 @@ impl<S: PeerStore> Tracker for TrackerService<S> {
         let query = validate::metainfo_query(request.get_ref())?;
         let metainfo = self.metainfo.get(&query).await?;
         Ok(Response::new(Metainfo::clone(&metainfo)))
+    }
+
+    type WatchJobsStream = Streamed<PrefetchJob>;
+
+    async fn watch_jobs(
+        &self,
+        request: Request<WatchJobsRequest>,
+    ) -> Result<Response<Self::WatchJobsStream>, Status> {
+        let watch = prefetch::validate::watch(request.get_ref())?;
+        Ok(Response::new(Box::pin(self.jobs.watch(watch)?)))
+    }
+
+    async fn report_progress(
+        &self,
+        request: Request<ReportProgressRequest>,
+    ) -> Result<Response<ReportProgressResponse>, Status> {
+        let report = prefetch::validate::report(request.get_ref())?;
+        self.jobs.report(report)?;
+        Ok(Response::new(ReportProgressResponse {}))
+    }
+
+    type PrefetchStream = Streamed<PrefetchStatus>;
+
+    async fn prefetch(
+        &self,
+        request: Request<PrefetchRequest>,
+    ) -> Result<Response<Self::PrefetchStream>, Status> {
+        let prefetch = prefetch::validate::prefetch(request.get_ref())?;
+        Ok(Response::new(Box::pin(self.jobs.start(prefetch)?)))
     }
 }
 
