@@ -7,6 +7,8 @@
 //! - `status`: what an agent holds and how its transfers go (`status`).
 //! - `prefetch`: warms the caches of matching nodes before a rollout
 //!   (`prefetch`).
+//! - `seed` and `get`: publish a file through an origin, fetch it through
+//!   an agent's swarm (`seed`, `get`).
 //!
 //! Components run in this process as real servers on real loopback sockets
 //! (`cluster`), so the quickstart needs nothing but `cargo run`.
@@ -15,10 +17,12 @@ mod bound;
 mod cluster;
 mod demo;
 mod dev;
+mod get;
 mod image;
 mod prefetch;
 mod progress;
 mod pull;
+mod seed;
 mod status;
 mod summary;
 
@@ -50,6 +54,11 @@ enum Command {
     /// Pull an image into the cache of every matching node before a
     /// rollout; exits non-zero naming the nodes that failed.
     Prefetch(prefetch::PrefetchArgs),
+    /// Publish a file through an origin; prints its digest.
+    Seed(seed::SeedArgs),
+    /// Fetch a published file through the local agent, resuming an
+    /// interrupted fetch and verifying the digest.
+    Get(get::GetArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
             Command::Dev { command } => dev::run(command).await,
             Command::Status(args) => status::run(args).await,
             Command::Prefetch(args) => prefetch::run(args).await,
+            Command::Seed(args) => seed::run(args).await,
+            Command::Get(args) => get::run(args).await,
         }
     });
     match result {

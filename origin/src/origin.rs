@@ -95,11 +95,12 @@ impl Origin {
             None => None,
         };
         let cluster = Cluster::new(settings.name.clone(), ring);
+        let replicas = Replicas::new().map_err(OriginError::Replicas)?;
         let fetcher = Fetcher::new(
             session.clone(),
             Arc::clone(&upstreams),
             cluster.clone(),
-            Replicas::new().map_err(OriginError::Replicas)?,
+            replicas.clone(),
             Arc::clone(&counters),
             tasks.clone(),
             shutdown.clone(),
@@ -113,6 +114,7 @@ impl Origin {
             ),
             fetcher,
             cluster,
+            replicas,
             session: session.clone(),
             counters: Arc::clone(&counters),
             fetch_wait: settings.fetch_wait,
