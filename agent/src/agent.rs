@@ -19,6 +19,7 @@ use crate::blobs::{BlobPolicy, Blobs};
 use crate::config::Settings;
 use crate::metrics::{self, Pulls};
 use crate::origin::{OriginError, Origins};
+use crate::prefetch;
 use crate::readiness::{AgentReadiness, probe_tracker};
 use crate::tracker::{Identity, Tracker, TrackerError};
 
@@ -81,10 +82,15 @@ impl Agent {
         )
         .await?;
         let shutdown = CancellationToken::new();
+        let zone = zone(&settings).await;
+        let mut labels = settings.labels.clone();
+        if !zone.is_empty() {
+            labels.entry("zone".into()).or_insert_with(|| zone.clone());
+        }
         let identity = Identity {
             id: session.peer_id(),
             port: session.local_addr().port(),
-            zone: zone(&settings).await,
+            zone,
         };
         let tracker = Tracker::new(
             settings.tracker.as_deref(),
@@ -105,7 +111,7 @@ impl Agent {
         tasks.spawn(probe_tracker(tracker.clone(), shutdown.clone()));
         let blobs = Blobs::new(
             session,
-            tracker,
+            tracker.clone(),
             origins,
             BlobPolicy {
                 small_blob_bytes: settings.small_blob_bytes,
@@ -115,6 +121,27 @@ impl Agent {
             tasks.clone(),
         );
         blobs.seed_cached().await;
+        if tracker.is_configured() && !settings.node_name.is_empty() {
+            let context = prefetch::Context {
+                blobs: blobs.clone(),
+                tracker,
+                default_registry: settings.default_registry.clone(),
+            };
+            let node = prefetch::Node {
+                name: settings.node_name.clone(),
+                labels,
+            };
+            tasks.spawn(prefetch::run(
+                context,
+                node,
+                shutdown.clone(),
+                tasks.clone(),
+            ));
+        } else if tracker.is_configured() {
+            tracing::warn!(
+                "no node name (node_name, $NODE_NAME, host name): not taking prefetch jobs"
+            );
+        }
         let listener =
             TcpListener::bind(settings.listen)
                 .await

@@ -13,6 +13,7 @@
 //! default_registry = "docker.io"     # upstream when a request has no ?ns=;
 //!                                    # "" = the origins' own default upstream
 //! zone = ""                          # failure domain announced to the tracker
+//! node_name = ""                     # name in prefetch jobs; "" = $NODE_NAME, else the host name
 //! upload_limit = 0                   # bytes/s to peers; 0 = unlimited
 //! download_limit = 0                 # bytes/s from peers; 0 = unlimited
 //! small_blob_bytes = 1048576         # blobs below this come from an origin
@@ -20,6 +21,9 @@
 //! metainfo_wait_seconds = 300        # bound on waiting while an origin fetches
 //! origin_timeout_ms = 30000          # connect/read timeout of origin requests
 //! replication = 2                    # origins owning each blob (as the tracker)
+//!
+//! [labels]                          # matched by `shoal prefetch --selector`;
+//! pool = "gpu"                       # `zone` is added from `zone` unless set here
 //!
 //! [[origins]]
 //! name = "origin-0"                  # stable: blob ownership depends on it alone
@@ -38,6 +42,7 @@
 //! `https://`) and, with `peer = true`, the peer connections. The registry
 //! API stays plain HTTP on loopback, where docker and containerd expect it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +79,11 @@ pub struct Config {
     /// Zone announced to the tracker; empty with `[discovery.kubernetes]`:
     /// the Node's zone label.
     pub zone: String,
+    /// The node's name in prefetch jobs; empty: `$NODE_NAME`, else the
+    /// host name.
+    pub node_name: String,
+    /// Labels prefetch selectors match.
+    pub labels: BTreeMap<String, String>,
     /// Upload cap in bytes per second; 0 means unlimited.
     pub upload_limit: u64,
     /// Download cap in bytes per second; 0 means unlimited.
@@ -108,6 +118,8 @@ impl Default for Config {
             tracker: String::new(),
             default_registry: "docker.io".into(),
             zone: String::new(),
+            node_name: String::new(),
+            labels: BTreeMap::new(),
             upload_limit: 0,
             download_limit: 0,
             small_blob_bytes: 1 << 20,
@@ -162,6 +174,11 @@ pub struct Settings {
     pub default_registry: Option<String>,
     /// Zone announced to the tracker.
     pub zone: String,
+    /// The node's name in prefetch jobs (may still be empty: no host name).
+    pub node_name: String,
+    /// The node's labels (the zone's not yet added: it may come from the
+    /// Node object at start).
+    pub labels: BTreeMap<String, String>,
     /// Upload cap; 0 means unlimited.
     pub upload_limit: u64,
     /// Download cap; 0 means unlimited.
@@ -264,6 +281,8 @@ impl Config {
             tracker: (!tracker.is_empty()).then(|| tracker.trim_end_matches('/').to_string()),
             default_registry,
             zone: self.zone.clone(),
+            node_name: node_name(&self.node_name),
+            labels: self.labels.clone(),
             upload_limit: self.upload_limit,
             download_limit: self.download_limit,
             small_blob_bytes: self.small_blob_bytes,
@@ -299,6 +318,20 @@ pub fn parse_origin_flag(raw: &str) -> Result<OriginConfig, String> {
         http: http.to_string(),
         peer,
     })
+}
+
+/// The configured name, else `$NODE_NAME` (set by the chart from the
+/// pod's node), else the host name; lowercased, as node names are.
+fn node_name(configured: &str) -> String {
+    let name = match configured.trim() {
+        "" => std::env::var("NODE_NAME")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .unwrap_or_default(),
+        name => name.to_string(),
+    };
+    name.trim().to_ascii_lowercase()
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -8,8 +8,9 @@
 //! - [`api`]: the registry API (routing, manifests, blobs, Range, bodies).
 //! - [`blobs`]: cache hits, shared downloads, origin fallback, announces.
 //! - [`origin`]: the origins' registry API client.
-//! - [`tracker`]: metainfo and announces; `tls_channel`: its channel over
-//!   mutual TLS.
+//! - [`tracker`]: metainfo, announces and prefetch job calls;
+//!   `tls_channel`: its channel over mutual TLS.
+//! - [`prefetch`]: pulls images into the cache when the tracker says.
 //! - [`metrics`]: Prometheus metrics; `readiness`: what `/readyz` says.
 //! - [`configure`]: points containerd or Docker at the agent.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod configure;
 pub mod metrics;
 pub mod origin;
+pub mod prefetch;
 mod readiness;
 mod tls_channel;
 pub mod tracker;

@@ -79,6 +79,25 @@ struct RunArgs {
     /// TOML, secrets redacted, and exit.
     #[arg(long)]
     print_config: bool,
+    /// The node's name in prefetch jobs.
+    #[arg(long, env = "SHOAL_AGENT_NODE_NAME")]
+    node_name: Option<String>,
+    /// A label prefetch selectors match, `key=value`; repeat for more (in
+    /// the environment variable, separate them with spaces). Added to the
+    /// file's [labels].
+    #[arg(
+        long = "label",
+        env = "SHOAL_AGENT_LABEL",
+        value_delimiter = ' ',
+        value_parser = parse_label
+    )]
+    labels: Vec<(String, String)>,
+}
+
+fn parse_label(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("--label {raw:?}: expected key=value"))
 }
 
 #[derive(Subcommand)]
@@ -161,6 +180,10 @@ impl RunArgs {
         if let Some(zone) = self.zone {
             config.zone = zone;
         }
+        if let Some(name) = self.node_name {
+            config.node_name = name;
+        }
+        config.labels.extend(self.labels);
     }
 }
 

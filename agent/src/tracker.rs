@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use shoal_proto::tracker::tracker_client::TrackerClient;
 use shoal_proto::tracker::{
-    AnnounceRequest, GetMetainfoRequest, PeerInfo, announce_request::Pieces,
+    AnnounceRequest, GetMetainfoRequest, PeerInfo, PrefetchJob, ReportProgressRequest,
+    WatchJobsRequest, announce_request::Pieces,
 };
 use shoal_swarm::session::PeerAddr;
 use shoal_swarm::tls::Tls;
@@ -78,6 +79,9 @@ pub struct Tracker {
     client: Option<TrackerClient<Channel>>,
     health: Option<HealthClient<Channel>>,
     answered: Arc<AtomicBool>,
+    /// For the job watch, which stays open: no per-call timeout, HTTP/2
+    /// pings instead so a dead tracker is noticed.
+    watch_client: Option<TrackerClient<Channel>>,
     wait: Duration,
     identity: Arc<Identity>,
 }
@@ -95,29 +99,40 @@ impl Tracker {
         identity: Identity,
         tls: Option<&Tls>,
     ) -> Result<Self, TrackerError> {
-        let (client, health) = match url {
+        let (client, health, watch_client) = match url {
             Some(url) => {
                 let endpoint = Endpoint::from_shared(tls_channel::plain_url(url))?
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(15));
-                let channel = match tls {
-                    None => endpoint.connect_lazy(),
-                    Some(tls) => {
-                        let name = tls_channel::server_name(url).map_err(TrackerError::Name)?;
-                        tls_channel::connect_lazy(&endpoint, name, tls)
-                    }
+                    .connect_timeout(Duration::from_secs(3));
+                let name = match tls {
+                    Some(_) => Some(tls_channel::server_name(url).map_err(TrackerError::Name)?),
+                    None => None,
                 };
+                let connect = |endpoint: Endpoint| match (tls, &name) {
+                    (Some(tls), Some(name)) => {
+                        tls_channel::connect_lazy(&endpoint, name.clone(), tls)
+                    }
+                    _ => endpoint.connect_lazy(),
+                };
+                let channel = connect(endpoint.clone().timeout(Duration::from_secs(15)));
+                let watch = connect(
+                    endpoint
+                        .http2_keep_alive_interval(Duration::from_secs(20))
+                        .keep_alive_timeout(Duration::from_secs(10))
+                        .keep_alive_while_idle(true),
+                );
                 (
                     Some(TrackerClient::new(channel.clone())),
                     Some(HealthClient::new(channel)),
+                    Some(TrackerClient::new(watch)),
                 )
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(Tracker {
             client,
             health,
             answered: Arc::new(AtomicBool::new(false)),
+            watch_client,
             wait,
             identity: Arc::new(identity),
         })
@@ -246,6 +261,40 @@ impl Tracker {
             peers,
             interval: Duration::from_secs(u64::from(response.interval_seconds.clamp(1, 60))),
         })
+    }
+}
+
+impl Tracker {
+    /// Opens the stream of prefetch jobs for this node.
+    pub async fn watch_jobs(
+        &self,
+        node: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<tonic::Streaming<PrefetchJob>, String> {
+        let Some(client) = &self.watch_client else {
+            return Err("no tracker configured".into());
+        };
+        let request = WatchJobsRequest {
+            node: node.to_string(),
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        client
+            .clone()
+            .watch_jobs(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+
+    /// Reports a prefetch job's progress on this node.
+    pub async fn report_progress(
+        &self,
+        report: ReportProgressRequest,
+    ) -> Result<(), tonic::Status> {
+        let Some(client) = &self.client else {
+            return Err(tonic::Status::failed_precondition("no tracker configured"));
+        };
+        client.clone().report_progress(report).await.map(drop)
     }
 }
 

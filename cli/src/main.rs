@@ -5,6 +5,10 @@
 //! - `dev up`: the same cluster, long-running, for trying real clients
 //!   against it (`dev`).
 //! - `status`: what an agent holds and how its transfers go (`status`).
+//! - `prefetch`: warms the caches of matching nodes before a rollout
+//!   (`prefetch`).
+//! - `seed` and `get`: publish a file through an origin, fetch it through
+//!   an agent's swarm (`seed`, `get`).
 //!
 //! Components run in this process as real servers on real loopback sockets
 //! (`cluster`), so the quickstart needs nothing but `cargo run`.
@@ -13,9 +17,12 @@ mod bound;
 mod cluster;
 mod demo;
 mod dev;
+mod get;
 mod image;
+mod prefetch;
 mod progress;
 mod pull;
+mod seed;
 mod status;
 mod summary;
 
@@ -44,6 +51,14 @@ enum Command {
     },
     /// Show an agent's blobs, their progress, peers and cache use.
     Status(status::StatusArgs),
+    /// Pull an image into the cache of every matching node before a
+    /// rollout; exits non-zero naming the nodes that failed.
+    Prefetch(prefetch::PrefetchArgs),
+    /// Publish a file through an origin; prints its digest.
+    Seed(seed::SeedArgs),
+    /// Fetch a published file through the local agent, resuming an
+    /// interrupted fetch and verifying the digest.
+    Get(get::GetArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +83,9 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Dev { command } => dev::run(command).await,
             Command::Status(args) => status::run(args).await,
+            Command::Prefetch(args) => prefetch::run(args).await,
+            Command::Seed(args) => seed::run(args).await,
+            Command::Get(args) => get::run(args).await,
         }
     });
     match result {

@@ -37,6 +37,18 @@ impl Bars {
         bar
     }
 
+    /// A bar named `name` counting `total` things (nodes, files).
+    pub fn add_count(&self, name: &str, total: u64) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(total));
+        let style =
+            ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos:>10}/{len:<10} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(name.to_owned());
+        bar
+    }
+
     /// Prints a line above the bars without tearing them.
     pub fn println(&self, line: impl AsRef<str>) {
         if self.multi.is_hidden() {

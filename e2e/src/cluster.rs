@@ -94,11 +94,15 @@ impl Cluster {
         for i in 0..spec.agents {
             let name = format!("agent-{i}");
             let (listen, peer, metrics) = (free_addr()?, free_addr()?, free_addr()?);
+            // Named as the process is; `parity` lets prefetch tests select
+            // some of the agents.
+            let parity = if i % 2 == 0 { "even" } else { "odd" };
             let config = format!(
                 "listen = \"{listen}\"\npeer_listen = \"{peer}\"\nmetrics_listen = \"{metrics}\"\n\
                  data_dir = {data:?}\n\
                  tracker = \"http://{tracker_addr}\"\ndefault_registry = {default:?}\n\
-                 upload_limit = {up}\nreplication = {replication}\n{ring}",
+                 upload_limit = {up}\nreplication = {replication}\nnode_name = {name:?}\n\
+                 [labels]\nparity = {parity:?}\n{ring}",
                 data = path_str(&dir.join(&name)),
                 default = spec.default_registry,
                 up = spec.agent_upload_limit,

@@ -54,6 +54,22 @@ impl Cluster {
         ring.owners(digest).next().cloned()
     }
 
+    /// This origin's ring name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The owners of `digest` other than this origin, best first.
+    pub(crate) fn other_owners(&self, digest: &Digest) -> Vec<Member> {
+        let Some(ring) = self.ring.as_ref().map(|r| r.borrow().clone()) else {
+            return Vec::new();
+        };
+        ring.owners(digest)
+            .filter(|m| m.name != self.name)
+            .cloned()
+            .collect()
+    }
+
     /// The peer origins to try, in order, before upstream.
     pub(crate) fn copy_sources(&self, digest: &Digest) -> Vec<(Member, CopyMode)> {
         let Some(ring) = self.ring.as_ref().map(|r| r.borrow().clone()) else {

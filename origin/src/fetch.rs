@@ -248,6 +248,10 @@ impl Inner {
                 }
             }
         }
+        if !copied && crate::artifacts::is_artifact(&at.name) {
+            // Published through an origin, never fetched from upstream.
+            return Err(UpstreamError::NotFound.into());
+        }
         if !copied {
             let body = self.upstreams.blob(&at.namespace, &at.name, digest).await?;
             self.ingest(digest, body, true).await?;

@@ -8,6 +8,8 @@
 //! - `fetch`: fetch once, streaming into the store, then seed.
 //! - `cluster` and `replica`: ring ownership, redirects, and copying a blob
 //!   from a peer origin instead of upstream.
+//! - [`artifacts`]: files that are not images, published through an origin
+//!   and served under a reserved repository.
 //! - `manifests`: the manifest cache (by digest, LRU in bytes; tags with a
 //!   TTL).
 //! - `http`: the axum API (docs/api.md); `tls_listener`: its connections
@@ -17,6 +19,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod artifacts;
 mod cluster;
 pub mod config;
 mod fetch;
@@ -29,6 +32,7 @@ mod stats;
 mod tls_listener;
 mod upstream;
 
+pub use artifacts::ARTIFACTS_REPOSITORY;
 pub use config::{Config, ConfigError, Settings};
 pub use origin::{Origin, OriginError};
 pub use stats::Stats;

@@ -103,11 +103,12 @@ impl Origin {
             None => None,
         };
         let cluster = Cluster::new(settings.name.clone(), ring);
+        let replicas = Replicas::new(settings.tls.as_ref())?;
         let fetcher = Fetcher::new(
             session.clone(),
             Arc::clone(&upstreams),
             cluster.clone(),
-            Replicas::new(settings.tls.as_ref())?,
+            replicas.clone(),
             Arc::clone(&counters),
             tasks.clone(),
             shutdown.clone(),
@@ -129,6 +130,7 @@ impl Origin {
             ),
             fetcher,
             cluster,
+            replicas,
             session: session.clone(),
             counters: Arc::clone(&counters),
             fetch_wait: settings.fetch_wait,

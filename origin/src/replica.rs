@@ -71,7 +71,11 @@ impl Replicas {
         let url = format!("{}/v2/{name}/blobs/{digest}", member.http);
         let deadline = Instant::now() + JOIN_WAIT;
         loop {
-            let mut request = self.http.get(&url).query(&[("ns", namespace)]);
+            let mut request = self.http.get(&url);
+            // Artifacts belong to no upstream namespace.
+            if !namespace.is_empty() {
+                request = request.query(&[("ns", namespace)]);
+            }
             if mode == CopyMode::Peek {
                 request = request.header(PEEK_HEADER, "1");
             }
@@ -107,6 +111,39 @@ impl Replicas {
                 status => {
                     return PeerAnswer::Skip(format!("origin {} answered {status}", member.name));
                 }
+            }
+        }
+    }
+}
+
+impl Replicas {
+    /// Makes `member` hold an artifact this origin holds: a HEAD of it
+    /// there starts its copy from the owners (this one among them), and is
+    /// repeated through the 202s until it answers 200.
+    pub(crate) async fn ensure_held(&self, member: &Member, digest: &Digest) -> Result<(), String> {
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            member.http,
+            crate::artifacts::ARTIFACTS_REPOSITORY
+        );
+        let deadline = Instant::now() + JOIN_WAIT;
+        loop {
+            let response = self
+                .http
+                .head(&url)
+                .send()
+                .await
+                .map_err(|e| format!("origin {}: {e}", member.name))?;
+            match response.status() {
+                StatusCode::OK => return Ok(()),
+                StatusCode::ACCEPTED => {
+                    let pause = retry_after(response.headers());
+                    if Instant::now() + pause > deadline {
+                        return Err(format!("still copying after {JOIN_WAIT:?}"));
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                status => return Err(format!("origin {} answered {status}", member.name)),
             }
         }
     }

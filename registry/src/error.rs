@@ -39,6 +39,8 @@ pub enum ErrorCode {
     Unavailable,
     /// The request was malformed in a way no other code names (a bad Range).
     RangeInvalid,
+    /// An uploaded body's length is missing or differs from the one given.
+    SizeInvalid,
 }
 
 impl ErrorCode {
@@ -48,7 +50,9 @@ impl ErrorCode {
             ErrorCode::BlobUnknown | ErrorCode::ManifestUnknown | ErrorCode::NameUnknown => {
                 StatusCode::NOT_FOUND
             }
-            ErrorCode::DigestInvalid | ErrorCode::NameInvalid => StatusCode::BAD_REQUEST,
+            ErrorCode::DigestInvalid | ErrorCode::NameInvalid | ErrorCode::SizeInvalid => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Denied => StatusCode::FORBIDDEN,

@@ -10,6 +10,7 @@
 //! - [`store`]: where announces live until they expire: in memory (one
 //!   tracker) or in Redis (several tracker replicas).
 //! - [`metainfo`]: metainfo from the owning origins, cached and single-flight.
+//! - [`prefetch`]: prefetch jobs sent to watching agents, and their progress.
 //! - [`service`]: the gRPC `Tracker` service tying these together.
 //! - [`server`]: the tonic server with health, limits and graceful shutdown;
 //!   `connection` tunes its sockets for many small responses.
@@ -25,6 +26,7 @@ pub mod handout;
 pub mod metainfo;
 pub mod metrics;
 pub mod peer;
+pub mod prefetch;
 pub mod server;
 pub mod service;
 pub mod store;

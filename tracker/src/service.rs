@@ -2,12 +2,17 @@
 //! policy and the metainfo source, wired together per request.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures_util::Stream;
 
 use shoal_proto::tracker::tracker_server::Tracker;
 use shoal_proto::tracker::{
     AnnounceRequest, AnnounceResponse, GetMetainfoRequest, Metainfo, PeerEntry, PeerInfo,
+    PrefetchJob, PrefetchRequest, PrefetchStatus, ReportProgressRequest, ReportProgressResponse,
+    WatchJobsRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -16,6 +21,7 @@ use crate::handout::{self, Pick, Requester};
 use crate::metainfo::{ClientError, MetainfoSource, error_chain};
 use crate::metrics::TrackerMetrics;
 use crate::peer::PeerRecord;
+use crate::prefetch::{self, Jobs};
 use crate::store::{PeerStore, unix_millis_now};
 use crate::validate;
 
@@ -25,7 +31,11 @@ pub struct TrackerService<S> {
     settings: Settings,
     metainfo: MetainfoSource,
     metrics: TrackerMetrics,
+    jobs: Jobs,
 }
+
+/// A server stream of the service.
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl<S: PeerStore> TrackerService<S> {
     /// A service storing announces in `store`, configured by `settings`,
@@ -46,6 +56,7 @@ impl<S: PeerStore> TrackerService<S> {
             settings,
             metainfo,
             metrics,
+            jobs: Jobs::default(),
         })
     }
 
@@ -144,6 +155,35 @@ impl<S: PeerStore> Tracker for TrackerService<S> {
         self.metrics
             .metainfo(answer.as_ref().err().map(Status::code));
         answer
+    }
+
+    type WatchJobsStream = Streamed<PrefetchJob>;
+
+    async fn watch_jobs(
+        &self,
+        request: Request<WatchJobsRequest>,
+    ) -> Result<Response<Self::WatchJobsStream>, Status> {
+        let watch = prefetch::validate::watch(request.get_ref())?;
+        Ok(Response::new(Box::pin(self.jobs.watch(watch)?)))
+    }
+
+    async fn report_progress(
+        &self,
+        request: Request<ReportProgressRequest>,
+    ) -> Result<Response<ReportProgressResponse>, Status> {
+        let report = prefetch::validate::report(request.get_ref())?;
+        self.jobs.report(report)?;
+        Ok(Response::new(ReportProgressResponse {}))
+    }
+
+    type PrefetchStream = Streamed<PrefetchStatus>;
+
+    async fn prefetch(
+        &self,
+        request: Request<PrefetchRequest>,
+    ) -> Result<Response<Self::PrefetchStream>, Status> {
+        let prefetch = prefetch::validate::prefetch(request.get_ref())?;
+        Ok(Response::new(Box::pin(self.jobs.start(prefetch)?)))
     }
 }
 

@@ -31,7 +31,7 @@ impl From<ValidationError> for Status {
     }
 }
 
-fn refuse(field: &'static str, reason: impl Into<String>) -> ValidationError {
+pub(crate) fn refuse(field: &'static str, reason: impl Into<String>) -> ValidationError {
     ValidationError {
         field,
         reason: reason.into(),

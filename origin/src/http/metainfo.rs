@@ -17,6 +17,7 @@ use shoal_registry::{ErrorCode, OciError, RepositoryName};
 use shoal_swarm::Digest;
 
 use super::{ApiState, accepted, fetch_error, upstream_error};
+use crate::artifacts::is_artifact;
 use crate::fetch::{Location, Status};
 
 pub(super) async fn serve(
@@ -53,6 +54,8 @@ pub(super) async fn serve(
     };
     let namespace = match state.upstreams.namespace(ns.as_deref()) {
         Ok(namespace) => namespace,
+        // Artifacts belong to no upstream: any namespace finds them.
+        Err(_) if is_artifact(&name) => String::new(),
         Err(error) => return upstream_error(&error, ErrorCode::BlobUnknown),
     };
     let at = Location { namespace, name };

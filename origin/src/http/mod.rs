@@ -10,12 +10,14 @@
 //! - `blob`: blob bodies, Range, 202 while fetching, 307 to an owner.
 //! - `manifest`: manifests through the cache.
 //! - `metainfo`: the tracker's endpoint.
+//! - `upload`: `PUT /shoal/v1/artifacts/<digest>`, publishing an artifact.
 //! - `/shoal/v1/stats`: the origin's counters as JSON.
 
 mod blob;
 mod manifest;
 mod metainfo;
 mod range;
+mod upload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use shoal_swarm::session::Session;
 use crate::cluster::Cluster;
 use crate::fetch::{FetchError, Fetcher};
 use crate::manifests::Manifests;
+use crate::replica::Replicas;
 use crate::stats::{Counters, snapshot};
 use crate::upstream::{UpstreamError, Upstreams};
 
@@ -45,6 +48,7 @@ pub(crate) struct ApiState {
     pub(crate) manifests: Manifests,
     pub(crate) fetcher: Fetcher,
     pub(crate) cluster: Cluster,
+    pub(crate) replicas: Replicas,
     pub(crate) session: Session,
     pub(crate) counters: Arc<Counters>,
     pub(crate) fetch_wait: Duration,
@@ -52,7 +56,22 @@ pub(crate) struct ApiState {
 
 /// The API as an axum router.
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+    let upload = axum::routing::put(upload::serve)
+        .fallback(upload::not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    Router::new()
+        .route("/shoal/v1/artifacts/{digest}", upload)
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(axum::middleware::map_response(stamp))
+}
+
+async fn stamp(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
 }
 
 async fn dispatch(
@@ -62,12 +81,7 @@ async fn dispatch(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
-    let mut response = route(&state, &method, &uri, query, &headers).await;
-    response.headers_mut().insert(
-        "docker-distribution-api-version",
-        HeaderValue::from_static("registry/2.0"),
-    );
-    response
+    route(&state, &method, &uri, query, &headers).await
 }
 
 async fn route(
