@@ -20,10 +20,11 @@ const SHARDS: usize = 64;
 /// in its blob's vector, plus the zone string's allocation (32 bytes from
 /// malloc for a zone under 16 characters), plus the vector's growth slack
 /// (up to 2x, so 10 peers sit in 16 slots) and the blob's map entry (about
-/// 64 bytes, shared by its peers). That comes to about 150 bytes per entry
-/// with 10 peers per blob; `shoal-bench tracker` measures it and
-/// BENCHMARKS.md records the figure. The default bound of 1,000,000 entries
-/// therefore caps the store near 150 MB.
+/// 64 bytes, shared by its peers): about 150 bytes per entry by that count
+/// with 10 peers per blob. `shoal-bench tracker` measured 210 to 248 bytes
+/// of RSS per entry (allocator overhead and the shard maps' own slack on
+/// top; BENCHMARKS.md, "Tracker: announce load"), so the default bound of
+/// 1,000,000 entries caps the store near 250 MB.
 ///
 /// # Bound
 /// Each of the 64 shards holds at most `max_entries / 64` entries. A new
