@@ -45,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(namespace) = parse_namespace(raw) {
         assert!(namespace.eq_ignore_ascii_case(raw));
-        assert_eq!(parse_namespace(&namespace).as_deref(), Ok(namespace.as_str()));
+        assert_eq!(
+            parse_namespace(&namespace).as_deref(),
+            Ok(namespace.as_str())
+        );
     }
 });

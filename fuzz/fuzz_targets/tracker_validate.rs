@@ -18,8 +18,8 @@ fuzz_target!(|data: &[u8]| {
         let Ok(request) = AnnounceRequest::decode(body) else {
             return;
         };
-        let remote: Option<SocketAddr> = (selector & 2 != 0)
-            .then(|| SocketAddr::from(([10, 0, 0, 7], 40_000)));
+        let remote: Option<SocketAddr> =
+            (selector & 2 != 0).then(|| SocketAddr::from(([10, 0, 0, 7], 40_000)));
         if let Ok(announce) = validate::announce(&request, remote) {
             let again = AnnounceRequest::decode(request.encode_to_vec().as_slice())
                 .expect("a re-encoded request decodes");
