@@ -38,4 +38,9 @@ scripts/base-image.sh
 step "cargo test"
 cargo test --workspace --all-targets --locked
 
+step "fuzz targets, 60 s each"
+# Builds the fuzz/ workspace once (its own target dir under ~/.cache), then
+# runs each target from its seed corpus; fails on any crash.
+scripts/fuzz.sh 60
+
 step "all tests passed"
