@@ -17,14 +17,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use shoal_registry::RepositoryName;
+use shoal_registry::manifest::MAX_MANIFEST_BYTES;
 use shoal_registry::media::manifest_accept;
 use shoal_swarm::Digest;
 use shoal_swarm::ring::{Member, RingWatch};
 use shoal_swarm::tls::Tls;
 use tokio::time::Instant;
-
-/// Largest manifest accepted from an origin; real manifests are a few KiB.
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// Why no origin could answer.
 #[derive(Debug, Clone, thiserror::Error)]

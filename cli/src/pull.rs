@@ -9,46 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use shoal_registry::media;
+use shoal_registry::manifest::{Content, Descriptor, MAX_MANIFEST_BYTES};
+use shoal_registry::{Manifest, media};
 
 /// Blobs fetched at once per image, as docker does by default.
 const PARALLEL_BLOBS: usize = 3;
-/// Largest manifest accepted; real ones are a few KiB.
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
-
-/// One blob a manifest names.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BlobRef {
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Length in bytes.
-    pub size: u64,
-    /// The platform of an index entry.
-    #[serde(default)]
-    pub platform: Option<Platform>,
-}
-
-/// An index entry's platform.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Platform {
-    /// e.g. `amd64`.
-    pub architecture: String,
-    /// e.g. `linux`.
-    pub os: String,
-}
-
-/// The fields of a manifest or index a puller reads.
-#[derive(Debug, Deserialize)]
-struct ManifestDoc {
-    #[serde(default)]
-    config: Option<BlobRef>,
-    #[serde(default)]
-    layers: Vec<BlobRef>,
-    #[serde(default)]
-    manifests: Vec<BlobRef>,
-}
 
 /// An image resolved to the blobs a pull fetches.
 #[derive(Debug, Clone)]
@@ -56,7 +22,7 @@ pub struct ResolvedImage {
     /// The image manifest's digest (the platform's, for an index).
     pub manifest_digest: String,
     /// Config first, then layers.
-    pub blobs: Vec<BlobRef>,
+    pub blobs: Vec<Descriptor>,
 }
 
 impl ResolvedImage {
@@ -99,25 +65,18 @@ impl Puller {
     /// the first entry of an index without one), checking every manifest's
     /// digest on the way.
     pub async fn resolve(&self, name: &str, reference: &str) -> anyhow::Result<ResolvedImage> {
-        let (digest, doc) = self.manifest(name, reference).await?;
-        let (digest, doc) = if doc.manifests.is_empty() {
-            (digest, doc)
-        } else {
-            let chosen = doc
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-                })
-                .or_else(|| doc.manifests.first())
-                .context("index lists no manifest")?;
-            self.manifest(name, &chosen.digest).await?
+        let (digest, manifest) = self.manifest(name, reference).await?;
+        let (digest, manifest) = match &manifest.content {
+            Content::Image { .. } => (digest, manifest),
+            Content::Index { manifests } => {
+                let chosen = manifest
+                    .platform_entry("linux", "amd64")
+                    .or_else(|| manifests.first())
+                    .context("index lists no manifest")?;
+                self.manifest(name, &chosen.digest.to_string()).await?
+            }
         };
-        let mut blobs = Vec::with_capacity(doc.layers.len() + 1);
-        blobs.extend(doc.config);
-        blobs.extend(doc.layers);
+        let blobs = manifest.blobs();
         ensure!(!blobs.is_empty(), "manifest {digest} names no blobs");
         Ok(ResolvedImage {
             manifest_digest: digest,
@@ -147,7 +106,7 @@ impl Puller {
     }
 
     /// One manifest, its digest checked against the body.
-    async fn manifest(&self, name: &str, reference: &str) -> anyhow::Result<(String, ManifestDoc)> {
+    async fn manifest(&self, name: &str, reference: &str) -> anyhow::Result<(String, Manifest)> {
         let url = format!("{}/v2/{name}/manifests/{reference}", self.base);
         let response = self
             .http
@@ -184,16 +143,15 @@ impl Puller {
         if reference.starts_with("sha256:") {
             ensure!(reference == digest, "{url}: body hashes to {digest}");
         }
-        let doc =
-            serde_json::from_slice(&body).with_context(|| format!("{url}: not a manifest"))?;
-        Ok((digest, doc))
+        let manifest = Manifest::parse(&body).with_context(|| format!("{url}: not a manifest"))?;
+        Ok((digest, manifest))
     }
 
     /// One blob, streamed through SHA-256; returns its length.
     async fn blob(
         &self,
         name: &str,
-        blob: &BlobRef,
+        blob: &Descriptor,
         on_bytes: &(dyn Fn(u64) + Send + Sync),
     ) -> anyhow::Result<u64> {
         let url = format!("{}/v2/{name}/blobs/{}", self.base, blob.digest);
@@ -228,7 +186,10 @@ impl Puller {
             blob.size
         );
         let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-        ensure!(digest == blob.digest, "{url}: content hashes to {digest}");
+        ensure!(
+            digest == blob.digest.to_string(),
+            "{url}: content hashes to {digest}"
+        );
         Ok(received)
     }
 }

@@ -6,6 +6,7 @@
 //!   the read routes, parsed from raw request paths.
 //! - [`error`]: OCI error codes and their JSON bodies as axum responses.
 //! - [`media`]: manifest media types and the `Accept` header clients send.
+//! - [`manifest`]: manifests parsed to their media type and what they name.
 //! - [`layout`]: writing OCI image layouts of synthetic images (the demo's
 //!   embedded upstream, the tests' images).
 
@@ -13,8 +14,10 @@
 
 pub mod error;
 pub mod layout;
+pub mod manifest;
 pub mod media;
 pub mod reference;
 
 pub use error::{ErrorCode, OciError};
+pub use manifest::{Manifest, ManifestError};
 pub use reference::{ManifestReference, ReferenceError, RegistryRoute, RepositoryName};

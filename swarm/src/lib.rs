@@ -36,7 +36,7 @@ pub mod torrent;
 pub mod wire;
 
 pub use bitfield::Bitfield;
-pub use digest::Digest;
+pub use digest::{Digest, DigestError};
 pub use metainfo::Metainfo;
 pub use peer_id::PeerId;
 pub use peer_key::PeerKey;

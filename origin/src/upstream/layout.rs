@@ -15,14 +15,12 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use shoal_registry::ManifestReference;
 use shoal_registry::layout::REF_NAME;
+use shoal_registry::manifest::MAX_MANIFEST_BYTES;
 use shoal_swarm::Digest;
 use tokio_util::io::ReaderStream;
 
-use super::media::manifest_media_type;
 use super::{BlobStream, Manifest, UpstreamError};
 
-/// Largest manifest or `index.json` read into memory.
-const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Read size when streaming a blob file.
 const CHUNK: usize = 256 << 10;
 
@@ -48,7 +46,9 @@ impl LayoutBackend {
         if Digest::of(&bytes) != digest {
             return Err(self.failed(format!("manifest file {digest} does not match its digest")));
         }
-        let media_type = manifest_media_type(&bytes).map_err(|e| self.failed(e))?;
+        let media_type = shoal_registry::Manifest::parse(&bytes)
+            .map_err(|e| self.failed(e.to_string()))?
+            .media_type;
         Ok(Manifest {
             media_type,
             digest,
@@ -103,7 +103,7 @@ impl LayoutBackend {
             .await
             .map_err(|e| self.io_error(path, e))?
             .len();
-        if len > MAX_MANIFEST_BYTES {
+        if len > MAX_MANIFEST_BYTES as u64 {
             return Err(self.failed(format!("{} is larger than a manifest", path.display())));
         }
         let bytes = tokio::fs::read(path)

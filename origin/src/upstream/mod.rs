@@ -9,7 +9,6 @@
 //! tests prove that a restarted origin asks upstream for nothing.
 
 mod layout;
-mod media;
 mod registry;
 
 use std::collections::BTreeMap;

@@ -21,7 +21,6 @@ use shoal_registry::media::MANIFEST_TYPES;
 use shoal_registry::{ManifestReference, RepositoryName};
 use shoal_swarm::Digest;
 
-use super::media::manifest_media_type;
 use super::{BlobStream, Manifest, UpstreamError};
 use crate::config::RegistrySpec;
 
@@ -104,7 +103,9 @@ impl RegistryBackend {
         let digest: Digest = digest
             .parse()
             .map_err(|e| self.failed(format!("manifest digest {digest:?}: {e}")))?;
-        let media_type = manifest_media_type(&bytes).map_err(|e| self.failed(e))?;
+        let media_type = shoal_registry::Manifest::parse(&bytes)
+            .map_err(|e| self.failed(e.to_string()))?
+            .media_type;
         Ok(Manifest {
             media_type,
             digest,
