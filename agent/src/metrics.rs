@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use shoal_telemetry::collect::{counter, counters, gauge, gauges, signed};
+use shoal_telemetry::collect::{counters, gauge, signed, swarm_totals};
 
 use crate::blobs::Blobs;
 
@@ -188,51 +188,6 @@ impl Collector for AgentCollector {
             None,
             signed(blobs.active_downloads),
         )?;
-        gauges(
-            e,
-            "shoal_agent_torrents",
-            "Blobs in the swarm session, by state.",
-            None,
-            &[
-                (&[("state", "downloading")], signed(session.downloading)),
-                (&[("state", "seeding")], signed(session.seeding)),
-            ],
-        )?;
-        gauge(
-            e,
-            "shoal_agent_connected_peers",
-            "Peer connections, over every blob.",
-            None,
-            signed(session.peers),
-        )?;
-        gauge(
-            e,
-            "shoal_agent_cache",
-            "Bytes held or reserved in the blob cache.",
-            Some(&Unit::Bytes),
-            signed(store.used_bytes()),
-        )?;
-        gauge(
-            e,
-            "shoal_agent_cache_quota",
-            "The cache quota (0 = unlimited).",
-            Some(&Unit::Bytes),
-            signed(store.quota_bytes()),
-        )?;
-        let evictions = store.evictions();
-        counter(
-            e,
-            "shoal_agent_cache_evictions",
-            "Blobs evicted from the cache to make room.",
-            None,
-            evictions.count,
-        )?;
-        counter(
-            e,
-            "shoal_agent_cache_evicted",
-            "Bytes evicted from the cache to make room.",
-            Some(&Unit::Bytes),
-            evictions.bytes,
-        )
+        swarm_totals(e, "shoal_agent", "cache", &session, store)
     }
 }

@@ -10,7 +10,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::{Registry, Unit};
 use shoal_swarm::session::Session;
-use shoal_telemetry::collect::{counter, counters, gauge, gauges, signed};
+use shoal_telemetry::collect::{counter, counters, gauge, signed, swarm_totals};
 
 use crate::fetch::Fetcher;
 use crate::stats::Counters;
@@ -103,23 +103,6 @@ impl Collector for OriginCollector {
             None,
             signed(self.fetcher.running()),
         )?;
-        gauges(
-            e,
-            "shoal_origin_torrents",
-            "Blobs in the swarm session, by state.",
-            None,
-            &[
-                (&[("state", "downloading")], signed(session.downloading)),
-                (&[("state", "seeding")], signed(session.seeding)),
-            ],
-        )?;
-        gauge(
-            e,
-            "shoal_origin_connected_peers",
-            "Peer connections, over every blob.",
-            None,
-            signed(session.peers),
-        )?;
         gauge(
             e,
             "shoal_origin_blobs_stored",
@@ -127,34 +110,6 @@ impl Collector for OriginCollector {
             None,
             signed(store.complete_digests().len()),
         )?;
-        gauge(
-            e,
-            "shoal_origin_store",
-            "Bytes held or reserved in the store.",
-            Some(&Unit::Bytes),
-            signed(store.used_bytes()),
-        )?;
-        gauge(
-            e,
-            "shoal_origin_store_quota",
-            "The store's quota (0 = unlimited).",
-            Some(&Unit::Bytes),
-            signed(store.quota_bytes()),
-        )?;
-        let evictions = store.evictions();
-        counter(
-            e,
-            "shoal_origin_store_evictions",
-            "Blobs evicted from the store to make room.",
-            None,
-            evictions.count,
-        )?;
-        counter(
-            e,
-            "shoal_origin_store_evicted",
-            "Bytes evicted from the store to make room.",
-            Some(&Unit::Bytes),
-            evictions.bytes,
-        )
+        swarm_totals(e, "shoal_origin", "store", &session, store)
     }
 }

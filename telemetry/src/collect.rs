@@ -9,6 +9,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
+use shoal_swarm::session::SessionStats;
+use shoal_swarm::store::Store;
 
 /// A monotonic total, named without its `_total` suffix (the encoder adds
 /// it).
@@ -73,6 +75,66 @@ pub fn gauges(
         ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
+}
+
+/// The swarm and store families, named alike in the agent and the origin
+/// so one dashboard reads both: `<prefix>_torrents`,
+/// `<prefix>_connected_peers`, and `<prefix>_<store>` with its `_quota`,
+/// `_evictions` and `_evicted` (`store` is what the component calls its
+/// store: the agent's `cache`, the origin's `store`).
+pub fn swarm_totals(
+    encoder: &mut DescriptorEncoder<'_>,
+    prefix: &str,
+    store: &str,
+    session: &SessionStats,
+    blobs: &Store,
+) -> std::fmt::Result {
+    let evictions = blobs.evictions();
+    gauges(
+        encoder,
+        &format!("{prefix}_torrents"),
+        "Blobs in the swarm session, by state.",
+        None,
+        &[
+            (&[("state", "downloading")], signed(session.downloading)),
+            (&[("state", "seeding")], signed(session.seeding)),
+        ],
+    )?;
+    gauge(
+        encoder,
+        &format!("{prefix}_connected_peers"),
+        "Peer connections, over every blob.",
+        None,
+        signed(session.peers),
+    )?;
+    gauge(
+        encoder,
+        &format!("{prefix}_{store}"),
+        &format!("Bytes held or reserved in the {store}."),
+        Some(&Unit::Bytes),
+        signed(blobs.used_bytes()),
+    )?;
+    gauge(
+        encoder,
+        &format!("{prefix}_{store}_quota"),
+        &format!("The {store}'s quota (0 = unlimited)."),
+        Some(&Unit::Bytes),
+        signed(blobs.quota_bytes()),
+    )?;
+    counter(
+        encoder,
+        &format!("{prefix}_{store}_evictions"),
+        &format!("Blobs evicted from the {store} to make room."),
+        None,
+        evictions.count,
+    )?;
+    counter(
+        encoder,
+        &format!("{prefix}_{store}_evicted"),
+        &format!("Bytes evicted from the {store} to make room."),
+        Some(&Unit::Bytes),
+        evictions.bytes,
+    )
 }
 
 /// Saturating conversion for gauges of byte and item counts.
