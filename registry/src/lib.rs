@@ -6,6 +6,7 @@
 //!   the read routes, parsed from raw request paths.
 //! - [`error`]: OCI error codes and their JSON bodies as axum responses.
 //! - [`media`]: manifest media types and the `Accept` header clients send.
+//! - [`range`]: the `Range` header of blob requests, and its 206/416 headers.
 //! - [`layout`]: writing OCI image layouts of synthetic images (the demo's
 //!   embedded upstream, the tests' images).
 
@@ -14,6 +15,7 @@
 pub mod error;
 pub mod layout;
 pub mod media;
+pub mod range;
 pub mod reference;
 
 pub use error::{ErrorCode, OciError};
