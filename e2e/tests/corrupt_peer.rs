@@ -112,5 +112,13 @@ async fn a_peer_serving_corrupt_pieces_is_banned_and_never_reaches_a_client() {
             s.connections_with_requests <= 1,
             "agent {agent} kept using the bad peer: {s:?}"
         );
+        // Nor does it dial the peer again while the ban lasts, though the
+        // tracker hands it out on every announce.
+        if s.whole_pieces > 0 {
+            assert!(
+                s.connections <= 1,
+                "agent {agent} re-dialed the peer it banned: {s:?}"
+            );
+        }
     }
 }

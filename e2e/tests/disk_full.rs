@@ -1,18 +1,27 @@
-//! Disk full (issue 8, item 5): an agent's cache sits on a 6 MiB tmpfs and
-//! a client asks it for a 16 MiB layer. The client must get a clean error
-//! (an error status, or a body cut short that its Content-Length exposes;
-//! never wrong bytes), nothing partial may be marked complete, and the
-//! agent must go on serving a layer that fits. Needs root (mount).
+//! Disk full and quota (issue 8, item 5).
+//!
+//! Disk full: an agent's cache sits on a 6 MiB tmpfs and a client asks it
+//! for a 16 MiB layer. The client must get a clean error (an error status,
+//! or a body cut short that its Content-Length exposes; never wrong bytes),
+//! nothing partial may be marked complete, and the agent must go on serving
+//! a layer that fits. Needs root (mount).
+//!
+//! Quota: an agent whose cache quota (6 MiB) is smaller than the layer
+//! knows that before it writes a byte, so it streams the layer from an
+//! origin, verified against its digest, without caching it; what it
+//! already cached stays cached.
 
 // A panic is a failed test, in helpers as in the tests.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use oci_spec::image::{Arch, Os};
 use sha2::{Digest as _, Sha256};
 use shoal_e2e::cluster::{Cluster, ClusterSpec};
+use shoal_e2e::process::Process;
 use shoal_e2e::registry::{Auth, Registry};
 use shoal_registry::layout::LayoutWriter;
 
@@ -87,10 +96,11 @@ struct Setup {
     small: String,
 }
 
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+/// A registry holding `team/app:v1`, an image of a 16 MiB and a 2 MiB
+/// layer; returns it with the two layers' digests.
+async fn registry_with_layers(dir: &Path) -> (Registry, String, String) {
     let registry = Registry::start(Auth::Anonymous).await;
-    let layout = dir.path().join("layout");
+    let layout = dir.join("layout");
     let mut writer = LayoutWriter::create(&layout).unwrap();
     let big = writer.add_random_layer(16 * MIB, 51).unwrap();
     let small = writer.add_random_layer(2 * MIB, 52).unwrap();
@@ -99,27 +109,40 @@ async fn setup() -> Setup {
         .unwrap();
     writer.finish(&[("v1", image)]).unwrap();
     registry.push(&layout, "v1", "team/app", "v1", &["--preserve-digests"]);
+    (
+        registry,
+        big.digest().to_string(),
+        small.digest().to_string(),
+    )
+}
 
-    let cluster_dir = dir.path().join("cluster");
-    let store = cluster_dir.join("agent-0");
-    let tmpfs = Tmpfs::mount(&store, "6m");
-    let spec = ClusterSpec {
+/// One origin and one agent in front of `registry`.
+fn spec(registry: &Registry) -> ClusterSpec {
+    ClusterSpec {
         origins: 1,
         agents: 1,
         upstream_toml: registry.upstream_toml(""),
         default_registry: registry.addr.to_string(),
         origin_upload_limit: 0,
         agent_upload_limit: 0,
-    };
-    let cluster = Cluster::start(&cluster_dir, &spec).unwrap();
+    }
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, big, small) = registry_with_layers(dir.path()).await;
+    let cluster_dir = dir.path().join("cluster");
+    let store = cluster_dir.join("agent-0");
+    let tmpfs = Tmpfs::mount(&store, "6m");
+    let cluster = Cluster::start(&cluster_dir, &spec(&registry)).unwrap();
     Setup {
         _dir: dir,
         _registry: registry,
         _tmpfs: tmpfs,
         cluster,
         store,
-        big: big.digest().to_string(),
-        small: small.digest().to_string(),
+        big,
+        small,
     }
 }
 
@@ -175,4 +198,110 @@ async fn after_a_full_disk_the_agent_still_serves_a_layer_that_fits() {
     println!("2 MiB layer afterwards: status {status}, body {body:?}");
     assert_eq!(status, 200, "{}", setup.cluster.logs());
     assert_eq!(body.as_deref(), Ok(setup.small.as_str()));
+}
+
+/// Every file under `dir` whose path mentions `needle`.
+fn files_naming(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().contains(needle) {
+            found.push(path.clone());
+        }
+        if path.is_dir() {
+            found.extend(files_naming(&path, needle));
+        }
+    }
+    found
+}
+
+/// Waits up to 10 s for `path` to appear (a blob is moved into the cache
+/// just after its last piece reached the client).
+async fn appears(path: &Path) -> bool {
+    for _ in 0..200 {
+        if path.exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Quota smaller than the layer, no disk trouble: the 2 MiB layer is
+/// cached, the 16 MiB one (over the 6 MiB quota) streams through whole and
+/// verified, leaves no file behind and evicts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_larger_than_the_quota_streams_through_uncached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, big, small) = registry_with_layers(dir.path()).await;
+    let cluster_dir = dir.path().join("cluster");
+    std::fs::create_dir_all(&cluster_dir).unwrap();
+    let mut cluster = Cluster::start(&cluster_dir, &spec(&registry)).unwrap();
+    // The same agent again, its quota set by the flag over its file.
+    let agent = cluster.agents[0].1;
+    cluster.agents[0].0.kill();
+    let config = cluster_dir.join("agent-0.toml");
+    let mut quota_agent = Process::spawn(
+        "agent-0-quota",
+        "shoal-agent",
+        &[
+            "--config".to_owned(),
+            config.display().to_string(),
+            "--cache-bytes".to_owned(),
+            (6 * MIB).to_string(),
+        ],
+        &cluster_dir,
+    )
+    .unwrap();
+    quota_agent
+        .wait_listening(agent, Duration::from_secs(30))
+        .unwrap();
+    let store = cluster_dir.join("agent-0");
+    let blob_url = |digest: &str| format!("http://{agent}/v2/team/app/blobs/{digest}");
+    let cached = |digest: &str| {
+        store
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+
+    let (status, body) = fetch(&blob_url(&small)).await;
+    assert_eq!(status, 200, "{}", quota_agent.log_text());
+    assert_eq!(body.as_deref(), Ok(small.as_str()));
+    assert!(
+        appears(&cached(&small)).await,
+        "the 2 MiB layer was not cached under a 6 MiB quota\n{}",
+        quota_agent.log_text()
+    );
+
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(&blob_url(&big)).await;
+    println!(
+        "16 MiB layer under a 6 MiB quota: status {status}, body {body:?}, {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(status, 200, "{}", quota_agent.log_text());
+    assert_eq!(
+        body.as_deref(),
+        Ok(big.as_str()),
+        "not the layer's bytes\n{}",
+        quota_agent.log_text()
+    );
+    let left = files_naming(&store, big.trim_start_matches("sha256:"));
+    assert!(
+        left.is_empty(),
+        "the layer over the quota left files in the cache: {left:?}"
+    );
+
+    // What fitted is still cached and served; so are manifests.
+    assert!(cached(&small).exists(), "the 2 MiB layer was evicted");
+    let (status, body) = fetch(&blob_url(&small)).await;
+    assert_eq!(status, 200, "{}", quota_agent.log_text());
+    assert_eq!(body.as_deref(), Ok(small.as_str()));
+    let manifest = reqwest::get(format!("http://{agent}/v2/team/app/manifests/v1"))
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 200, "{}", quota_agent.log_text());
 }

@@ -7,6 +7,7 @@
 //! - [`error`]: OCI error codes and their JSON bodies as axum responses.
 //! - [`media`]: manifest media types and the `Accept` header clients send.
 //! - [`manifest`]: manifests parsed to their media type and what they name.
+//! - [`range`]: the `Range` header of blob requests, and its 206/416 headers.
 //! - [`layout`]: writing OCI image layouts of synthetic images (the demo's
 //!   embedded upstream, the tests' images).
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod layout;
 pub mod manifest;
 pub mod media;
+pub mod range;
 pub mod reference;
 
 pub use error::{ErrorCode, OciError};

@@ -284,10 +284,11 @@ async fn peer_sending_a_corrupt_piece_is_banned() {
     // The evil peer listens; the leecher dials it like any tracker peer.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let evil_id = PeerId::random();
-    handle.add_peers([PeerAddr {
+    let evil = PeerAddr {
         addr: listener.local_addr().unwrap(),
         id: Some(evil_id),
-    }]);
+    };
+    handle.add_peers([evil]);
     let (stream, _) = listener.accept().await.unwrap();
     let (mut reader, mut writer) = framed(stream);
     receive_handshake(&mut reader).await.unwrap();
@@ -342,4 +343,13 @@ async fn peer_sending_a_corrupt_piece_is_banned() {
         closed_by_session(&mut reader).await,
         "banned peer was let back in"
     );
+
+    // The tracker hands it out again on every announce, with its id or,
+    // from an older tracker, by address alone: neither is dialed while the
+    // ban lasts (30 s by default).
+    for (how, again) in [("by id", evil), ("by address", PeerAddr::from(evil.addr))] {
+        handle.add_peers([again]);
+        let redial = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
+        assert!(redial.is_err(), "the banned peer was dialed again ({how})");
+    }
 }

@@ -7,12 +7,12 @@ use std::ops::Range;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use shoal_registry::range::{self, Requested};
 use shoal_registry::{ErrorCode, OciError};
 use shoal_swarm::Digest;
 use tokio::time::Instant;
 
 use super::pull::{Pull, observed};
-use super::range::{Requested, requested};
 use super::{ApiState, body};
 use crate::blobs::{BlobError, Opened};
 use crate::metrics::PullSource;
@@ -40,7 +40,9 @@ pub(super) async fn serve(
     match state.blobs.open(digest, at).await.map_err(oci)? {
         Opened::Complete(reader) => {
             let length = reader.len();
-            let (range, partial) = pick(range_header, length)?;
+            let Some((range, partial)) = pick(range_header, length) else {
+                return Ok(range::unsatisfiable(length));
+            };
             let body = body::complete(reader, range.clone());
             let pull = Pull::new(&state.pulls, PullSource::Cache, started, range_len(&range));
             let body = observed(body, pull);
@@ -48,7 +50,9 @@ pub(super) async fn serve(
         }
         Opened::Streaming(fetch) => {
             let length = fetch.metainfo().length();
-            let (range, partial) = pick(range_header, length)?;
+            let Some((range, partial)) = pick(range_header, length) else {
+                return Ok(range::unsatisfiable(length));
+            };
             if !range.is_empty() {
                 let first = (range.start / u64::from(fetch.metainfo().piece_length())) as u32;
                 fetch.stream_position(first);
@@ -71,6 +75,12 @@ pub(super) async fn serve(
         }
         Opened::Passthrough(passthrough) => {
             let length = passthrough.length;
+            // The origin's stream starts at byte 0: a satisfiable range gets
+            // the whole blob (RFC 9110 lets a server ignore Range), an
+            // unsatisfiable one the same 416 as from the cache.
+            if pick(range_header, length).is_none() {
+                return Ok(range::unsatisfiable(length));
+            }
             let body = body::passthrough(passthrough.chunks);
             let pull = Pull::new(&state.pulls, PullSource::Passthrough, started, length);
             let body = observed(body, pull);
@@ -83,15 +93,13 @@ fn range_len(range: &Range<u64>) -> u64 {
     range.end - range.start
 }
 
-/// The bytes to send and whether that is a 206.
-fn pick(range_header: Option<&str>, length: u64) -> Result<(Range<u64>, bool), OciError> {
-    match requested(range_header, length) {
-        Requested::Whole => Ok((0..length, false)),
-        Requested::Part(range) => Ok((range, true)),
-        Requested::Unsatisfiable => Err(OciError::new(
-            ErrorCode::RangeInvalid,
-            format!("range not satisfiable for a blob of {length} bytes"),
-        )),
+/// The bytes to send and whether that is a 206; None when the range is
+/// unsatisfiable (416).
+fn pick(range_header: Option<&str>, length: u64) -> Option<(Range<u64>, bool)> {
+    match range::requested(range_header, length) {
+        Requested::Whole => Some((0..length, false)),
+        Requested::Part(part) => Some((part, true)),
+        Requested::Unsatisfiable => None,
     }
 }
 
@@ -120,8 +128,7 @@ fn respond(
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     if partial {
-        let content_range = format!("bytes {}-{}/{length}", sent.start, sent.end - 1);
-        if let Ok(value) = HeaderValue::from_str(&content_range) {
+        if let Some(value) = range::content_range(&sent, length) {
             headers.insert(header::CONTENT_RANGE, value);
         }
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

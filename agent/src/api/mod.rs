@@ -10,9 +10,10 @@
 //! `Docker-Distribution-API-Version: registry/2.0`.
 //!
 //! - `manifest`: pass-through from an origin.
-//! - `blob`: cache, swarm download or origin, with Range.
-//! - `range`: the `Range` header. `body`: streaming bodies. `pull`: the
-//!   metrics and log line of a blob response as the client reads it.
+//! - `blob`: cache, swarm download or origin, with Range (read by
+//!   `shoal_registry::range`, as the origin reads it).
+//! - `body`: streaming bodies. `pull`: the metrics and log line of a blob
+//!   response as the client reads it.
 //!
 //! Every manifest and blob request runs in a `pull` span naming the
 //! repository and the reference or digest, so its log lines (the
@@ -22,7 +23,6 @@ mod blob;
 mod body;
 mod manifest;
 mod pull;
-pub mod range;
 
 use std::sync::Arc;
 

@@ -5,8 +5,9 @@
 //! - miss with metainfo from the tracker: one [`Fetch`] per blob, through the
 //!   swarm (`fetch`) or, for small blobs, from an origin's range API
 //!   (`fill`); clients stream its verified pieces in order as they land;
-//! - miss without metainfo (no tracker, tracker down): the whole blob
-//!   streamed from an origin while it is hashed (`passthrough`).
+//! - miss without metainfo (no tracker, tracker down), or of a blob larger
+//!   than the whole cache quota: the whole blob streamed from an origin
+//!   while it is hashed (`passthrough`), cached only if it fits.
 //!
 //! Downloads run in their own tasks: a client that disconnects only stops
 //! reading, never the download that other clients and the cache share.
@@ -153,6 +154,17 @@ impl Blobs {
             return Ok(Opened::Streaming(fetch));
         }
         match self.inner.tracker.metainfo(digest, at).await {
+            Ok(metainfo) if self.beyond_quota(metainfo.length()) => {
+                tracing::warn!(
+                    %digest,
+                    length = metainfo.length(),
+                    quota = self.inner.session.store().quota_bytes(),
+                    "blob larger than the whole cache quota; streaming it from an origin uncached"
+                );
+                Ok(Opened::Passthrough(
+                    passthrough::open(self, digest, at).await?,
+                ))
+            }
             Ok(metainfo) => self.start(metainfo, at).await,
             Err(MetainfoError::NotFound) => Err(BlobError::Unknown),
             Err(MetainfoError::Unavailable(why)) => {
@@ -165,6 +177,17 @@ impl Blobs {
                 ))
             }
         }
+    }
+
+    /// Whether a blob of `length` bytes can never fit the cache, however
+    /// much is evicted. Such a blob cannot be downloaded through the swarm
+    /// (pieces land in the cache) nor seeded, so it is streamed from an
+    /// origin and verified on the way instead: a cache sized too small costs
+    /// origin bandwidth, not a failed pull, and it evicts nothing and stops
+    /// no seed while trying.
+    fn beyond_quota(&self, length: u64) -> bool {
+        let quota = self.inner.session.store().quota_bytes();
+        quota != 0 && length > quota
     }
 
     /// The blob's length without downloading it (for HEAD).

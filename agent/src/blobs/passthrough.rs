@@ -1,6 +1,7 @@
-//! The last resort when the tracker gives no metainfo: the whole blob is
-//! streamed from an origin to the client while it is hashed (and written to
-//! the cache when no other request is already doing so).
+//! The last resort when the tracker gives no metainfo, and the way a blob
+//! larger than the cache quota is served: the whole blob is streamed from an
+//! origin to the client while it is hashed (and written to the cache when it
+//! fits and no other request is already doing so).
 //!
 //! Without piece hashes nothing can be verified before the end, so the last
 //! chunk is held back until the whole-blob digest matches: a client that

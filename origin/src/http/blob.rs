@@ -13,11 +13,11 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
+use shoal_registry::range::{self, Requested};
 use shoal_registry::{ErrorCode, OciError, RepositoryName};
 use shoal_swarm::Digest;
 use shoal_swarm::store::BlobReader;
 
-use super::range::{self, Wanted};
 use super::{ApiState, accepted, fetch_error, upstream_error};
 use crate::artifacts::is_artifact;
 use crate::cluster::PEEK_HEADER;
@@ -74,24 +74,22 @@ pub(super) async fn serve(
     }
 }
 
-/// The blob's response: 200, 206 or 416.
+/// The blob's response: 200, 206 or 416. `HEAD` ignores Range: only
+/// `GET` has range semantics (RFC 9110 section 14.2).
 fn body(state: &ApiState, reader: BlobReader, headers: &HeaderMap, head: bool) -> Response {
     let len = reader.len();
-    let wanted = range::parse(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        len,
-    );
+    let wanted = if head {
+        Requested::Whole
+    } else {
+        range::requested(
+            headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+            len,
+        )
+    };
     let (status, bytes) = match wanted {
-        Wanted::Whole => (StatusCode::OK, 0..len),
-        Wanted::Part(part) => (StatusCode::PARTIAL_CONTENT, part),
-        Wanted::Unsatisfiable => {
-            let mut response =
-                OciError::new(ErrorCode::RangeInvalid, "range outside the blob").into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return response;
-        }
+        Requested::Whole => (StatusCode::OK, 0..len),
+        Requested::Part(part) => (StatusCode::PARTIAL_CONTENT, part),
+        Requested::Unsatisfiable => return range::unsatisfiable(len),
     };
     let content_length = bytes.end - bytes.start;
     let mut response = if head {
@@ -118,11 +116,7 @@ fn body(state: &ApiState, reader: BlobReader, headers: &HeaderMap, head: bool) -
         }
     }
     if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "bytes {}-{}/{len}",
-            bytes.start,
-            bytes.end.saturating_sub(1)
-        ))
+        && let Some(value) = range::content_range(&bytes, len)
     {
         h.insert(header::CONTENT_RANGE, value);
     }

@@ -16,7 +16,6 @@
 mod blob;
 mod manifest;
 mod metainfo;
-mod range;
 mod upload;
 
 use std::collections::HashMap;

@@ -246,9 +246,12 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::AddPeers(peers) => {
+                let now = now();
+                let (torrent, by_peer) = (&self.torrent, &self.by_peer);
                 for peer in peers {
-                    self.candidates
-                        .add(peer, |id| self.by_peer.contains_key(id));
+                    self.candidates.add(peer, |id| {
+                        by_peer.contains_key(id) || torrent.is_banned(now, id)
+                    });
                 }
                 self.dial_more();
             }
@@ -263,13 +266,15 @@ impl Driver {
         }
     }
 
+    /// Dials queued candidates up to the connection limit, never one that
+    /// is connected already or banned (by its id, or by the address a
+    /// banned peer was dialed at).
     fn dial_more(&mut self) {
         let limit = self.shared.config.max_peers_per_torrent;
-        let by_peer = &self.by_peer;
-        while let Some(peer) = self
-            .candidates
-            .next_dial(self.conns.len(), limit, |id| by_peer.contains_key(id))
-        {
+        let now = now();
+        let (torrent, by_peer) = (&self.torrent, &self.by_peer);
+        let refused = |id: &PeerId| by_peer.contains_key(id) || torrent.is_banned(now, id);
+        while let Some(peer) = self.candidates.next_dial(self.conns.len(), limit, refused) {
             let shared = Arc::clone(&self.shared);
             let commands = self.command_tx.clone();
             let digest = *self.metainfo.digest();
@@ -442,6 +447,11 @@ impl Driver {
                 }
                 Action::Ban { peer, id, reason } => {
                     tracing::warn!(digest = %self.metainfo.digest(), peer = %id, %reason, "banning peer");
+                    if let Some(conn) = self.by_key.get(&peer).and_then(|c| self.conns.get(c))
+                        && conn.outbound
+                    {
+                        self.candidates.banned(conn.addr, id);
+                    }
                     self.close_peer(peer, "banned");
                 }
                 Action::PieceVerified { .. } => {}

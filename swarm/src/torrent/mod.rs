@@ -189,12 +189,17 @@ impl Torrent {
         torrent
     }
 
+    /// Whether `id` is banned at `now`. Drivers ask before dialing a peer
+    /// the tracker hands out, so that a banned peer costs no connection.
+    pub fn is_banned(&self, now: Instant, id: &PeerId) -> bool {
+        self.banned.get(id).is_some_and(|&until| until > now)
+    }
+
     /// A handshake with `id` completed. Returns None, queuing nothing, if
     /// `id` is banned, is ours, or is already connected: the driver then
     /// closes the socket. Otherwise queues our bitfield to it.
     pub fn handle_peer_connected(&mut self, now: Instant, id: PeerId) -> Option<PeerKey> {
-        let banned = self.banned.get(&id).is_some_and(|&until| until > now);
-        if banned || id == self.our_id || self.ids.contains_key(&id) {
+        if self.is_banned(now, &id) || id == self.our_id || self.ids.contains_key(&id) {
             return None;
         }
         let peer = Peer::new(id, now, self.picker.len(), self.config.pipeline());

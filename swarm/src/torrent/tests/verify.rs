@@ -95,12 +95,15 @@ fn a_bad_piece_from_one_peer_bans_it_for_the_ban_duration() {
     h.drain();
     h.t.handle_peer_disconnected(h.now, a);
     assert_eq!(h.t.handle_peer_connected(h.now, id(1)), None, "banned");
+    assert!(h.t.is_banned(h.now, &id(1)), "drivers must not dial it");
+    assert!(!h.t.is_banned(h.now, &id(2)));
     assert_eq!(
         h.t.poll_timeout(),
         Some(h.now + Duration::from_secs(10)),
         "rechoke first"
     );
     h.advance(Duration::from_secs(30));
+    assert!(!h.t.is_banned(h.now, &id(1)), "the ban expired");
     let (a, actions) = h.connect_unchoked(1, &Bitfield::full(2));
     assert_eq!(
         requests(&actions, a).len(),
