@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::digest::Digest;
@@ -55,8 +55,14 @@ pub(crate) enum Outgoing {
 
 /// What connection tasks tell the driver.
 pub(crate) enum ConnEvent {
-    /// A decoded message from the peer.
-    Message { conn: ConnId, message: Message },
+    /// A decoded message from the peer. A piece message carries the share
+    /// of its connection's inbound budget that its payload holds; dropping
+    /// the event once the torrent has handled it gives the share back.
+    Message {
+        conn: ConnId,
+        message: Message,
+        budget: Option<OwnedSemaphorePermit>,
+    },
     /// A served block was handed to the socket.
     Served { conn: ConnId, block: BlockRange },
     /// The connection ended; `reason` is for the log.
@@ -144,13 +150,21 @@ pub(crate) async fn dial(
 /// the protocol, or the driver cancels. Ingress is rate limited here: piece
 /// payloads wait for tokens before the next frame is read, so a capped
 /// download slows the sender through TCP flow control.
+///
+/// Piece payloads also wait for `budget` bytes of this connection's own
+/// allowance, returned as the driver handles them. The driver's event queue
+/// is shared by every connection of the blob and counts events, not bytes:
+/// without the allowance one peer sending unrequested 1 MiB blocks while
+/// the driver is busy could park a gigabyte in it.
 pub(crate) async fn run_reader(
     mut reader: Reader,
     conn: ConnId,
     events: mpsc::Sender<ConnEvent>,
     download: Arc<RateLimiter>,
+    budget: u32,
     cancel: CancellationToken,
 ) {
+    let allowance = Arc::new(Semaphore::new(budget as usize));
     let reason = loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -158,14 +172,23 @@ pub(crate) async fn run_reader(
         };
         match next {
             Ok(Some(message)) => {
+                let mut held = None;
                 if let Message::Piece { data, .. } = &message {
+                    let bytes = u32::try_from(data.len()).unwrap_or(u32::MAX).min(budget);
+                    let permit = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        permit = Arc::clone(&allowance).acquire_many_owned(bytes) => permit,
+                    };
+                    // The semaphore is never closed, so acquiring only waits.
+                    held = permit.ok();
                     download.acquire(data.len()).await;
                 }
-                if events
-                    .send(ConnEvent::Message { conn, message })
-                    .await
-                    .is_err()
-                {
+                let event = ConnEvent::Message {
+                    conn,
+                    message,
+                    budget: held,
+                };
+                if events.send(event).await.is_err() {
                     return;
                 }
             }
@@ -261,4 +284,84 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const MIB: u32 = 1 << 20;
+
+    /// A 64 MiB blob of 1 MiB pieces; the hashes never matter here.
+    fn metainfo() -> Arc<Metainfo> {
+        let hashes = vec![[0u8; 32]; 64];
+        Arc::new(Metainfo::new(Digest::of(b"blob"), 64 * u64::from(MIB), MIB, hashes).unwrap())
+    }
+
+    /// A hostile peer streams 40 unrequested 1 MiB blocks at a driver that
+    /// never looks at its queue: the reader hands over only its 4 MiB
+    /// allowance and leaves the rest in the socket; each event handled lets
+    /// exactly one more block through.
+    #[tokio::test]
+    async fn unhandled_piece_payloads_stop_at_the_connection_budget() {
+        let metainfo = metainfo();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let digest = *metainfo.digest();
+        let hostile = tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (_, mut writer) = framed(PeerStream::Tcp(stream));
+            send_handshake(&mut writer, digest, PeerId::random()).await?;
+            for index in 0..40 {
+                let data = Bytes::from(vec![0u8; MIB as usize]);
+                let piece = Message::Piece {
+                    index,
+                    begin: 0,
+                    data,
+                };
+                writer.write_message(&piece).await?;
+            }
+            writer.flush().await
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut reader, _writer) = framed(PeerStream::Tcp(stream));
+        receive_handshake(&mut reader).await.unwrap();
+        reader.decoder_mut().set_geometry(Arc::clone(&metainfo));
+        let (events, mut queued) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        tokio::spawn(run_reader(
+            reader,
+            7,
+            events,
+            Arc::new(RateLimiter::new(0)),
+            4 * MIB,
+            cancel.clone(),
+        ));
+
+        let settle = || tokio::time::sleep(Duration::from_millis(300));
+        settle().await;
+        assert_eq!(queued.len(), 4, "only the allowance reaches the driver");
+        let first = queued.recv().await.unwrap();
+        assert!(matches!(
+            first,
+            ConnEvent::Message {
+                conn: 7,
+                budget: Some(_),
+                ..
+            }
+        ));
+        settle().await;
+        assert_eq!(queued.len(), 3, "the event is still held: no new block");
+        drop(first);
+        settle().await;
+        assert_eq!(queued.len(), 4, "handling one block admits one more");
+        cancel.cancel();
+        assert!(!hostile.is_finished(), "the rest waits in the socket");
+        hostile.abort();
+    }
 }

@@ -330,6 +330,7 @@ impl Driver {
             id,
             self.event_tx.clone(),
             Arc::clone(&self.shared.download),
+            self.shared.config.torrent.inbound_piece_budget(),
             cancel.clone(),
         ));
         tasks.spawn(
@@ -378,11 +379,17 @@ impl Driver {
 
     fn on_event(&mut self, event: ConnEvent) {
         match event {
-            ConnEvent::Message { conn, message } => {
+            ConnEvent::Message {
+                conn,
+                message,
+                budget,
+            } => {
                 if let Some(c) = self.conns.get(&conn) {
                     let key = c.key;
                     self.torrent.handle_message(now(), key, message);
                 }
+                // The torrent has copied or dropped the payload by now.
+                drop(budget);
             }
             ConnEvent::Served { conn, block } => {
                 if let Some(c) = self.conns.get(&conn) {

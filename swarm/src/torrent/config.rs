@@ -118,6 +118,21 @@ impl TorrentConfig {
     pub(crate) fn pipeline(&self) -> usize {
         self.max_requests_per_peer.max(1)
     }
+
+    /// Piece payload bytes one connection may have handed to the driver and
+    /// not yet had handled. Twice a full pipeline of blocks (8 MiB by
+    /// default): an honest peer, which sends only what we asked for plus the
+    /// odd late block, never waits on it, while a peer streaming unrequested
+    /// blocks faster than the driver drops them is held back by TCP instead
+    /// of filling the driver's queue. Never below one largest block, which
+    /// must always fit.
+    pub(crate) fn inbound_piece_budget(&self) -> u32 {
+        let pipeline = u32::try_from(self.pipeline()).unwrap_or(u32::MAX);
+        self.effective_block_size()
+            .saturating_mul(pipeline)
+            .saturating_mul(2)
+            .max(MAX_BLOCK_SIZE)
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +154,17 @@ mod tests {
             ..TorrentConfig::default()
         };
         assert_eq!(tiny.effective_block_size(), MIN_BLOCK_SIZE);
+    }
+
+    #[test]
+    fn the_inbound_piece_budget_holds_two_pipelines_and_any_block() {
+        assert_eq!(TorrentConfig::default().inbound_piece_budget(), 8 << 20);
+        let shallow = TorrentConfig {
+            max_requests_per_peer: 1,
+            block_size: 16 << 10,
+            ..TorrentConfig::default()
+        };
+        assert_eq!(shallow.inbound_piece_budget(), MAX_BLOCK_SIZE);
     }
 
     #[test]
