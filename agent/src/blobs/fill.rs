@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use shoal_swarm::store::PartialBlob;
+use shoal_swarm::store::{PartialBlob, StoreError};
 
 use super::counters::Counters;
 use crate::origin::{Location, Origins, error_chain};
@@ -50,18 +50,16 @@ async fn piece(
         .blob_range(at, metainfo.digest(), range)
         .await
         .map_err(|e| format!("piece {index} from origins: {e}"))?;
-    let (ok, data) =
-        tokio::task::spawn_blocking(move || (metainfo.verify_piece(index, &data), data))
-            .await
-            .map_err(|e| format!("hashing piece {index}: {e}"))?;
-    counters.origin_piece(ok);
-    if !ok {
-        return Err(format!(
-            "piece {index} from the origin failed its hash check"
-        ));
+    match partial.write_piece(index, data).await {
+        Err(StoreError::PieceHash(_)) => {
+            counters.origin_piece(false);
+            Err(format!(
+                "piece {index} from the origin failed its hash check"
+            ))
+        }
+        stored => {
+            counters.origin_piece(true);
+            stored.map_err(|e| format!("storing piece {index}: {}", error_chain(&e)))
+        }
     }
-    partial
-        .write_piece(index, data)
-        .await
-        .map_err(|e| format!("storing piece {index}: {}", error_chain(&e)))
 }

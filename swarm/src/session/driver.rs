@@ -484,31 +484,19 @@ impl Driver {
         }
     }
 
-    /// Hashes an assembled piece off the runtime and, if it matches, writes it
-    /// to the store before telling the torrent: a piece is never announced or
+    /// Has the store hash an assembled piece off the runtime and write it if
+    /// it matches, before telling the torrent: a piece is never announced or
     /// streamed before it is both verified and on disk.
     fn verify(&mut self, index: u32, data: Bytes) {
         let Some(partial) = self.partial.clone() else {
             return;
         };
-        let metainfo = Arc::clone(&self.metainfo);
         let results = self.internal_tx.clone();
         self.shared.tasks.spawn(async move {
-            let hashed = tokio::task::spawn_blocking(move || {
-                let ok = metainfo.verify_piece(index, &data);
-                (ok, data)
-            })
-            .await;
-            let (result, error) = match hashed {
-                Ok((true, data)) => match partial.write_piece(index, data).await {
-                    Ok(()) => (VerifyResult::Ok, None),
-                    Err(e) => (VerifyResult::StoreFailed, Some(conn::error_chain(&e))),
-                },
-                Ok((false, _)) => (VerifyResult::HashMismatch, None),
-                Err(e) => (
-                    VerifyResult::StoreFailed,
-                    Some(format!("hashing task: {e}")),
-                ),
+            let (result, error) = match partial.write_piece(index, data).await {
+                Ok(()) => (VerifyResult::Ok, None),
+                Err(StoreError::PieceHash(_)) => (VerifyResult::HashMismatch, None),
+                Err(e) => (VerifyResult::StoreFailed, Some(conn::error_chain(&e))),
             };
             let _ = results
                 .send(Internal::Verified {

@@ -95,6 +95,10 @@ pub enum StoreError {
         /// Length supplied.
         actual: usize,
     },
+    /// The piece data does not match the piece's hash in the metainfo; it
+    /// was not written.
+    #[error("piece {0} does not match its hash")]
+    PieceHash(u32),
     /// A read touched a piece that is not verified yet; wait for it with
     /// [`PartialBlob::wait_piece`](super::PartialBlob::wait_piece).
     #[error("piece {0} is not verified yet")]

@@ -102,10 +102,17 @@ impl PartialBlob {
         lock(&self.shared.pieces).have.get(index)
     }
 
-    /// Stores piece `index`, whose hash the caller has already checked: the
-    /// bytes are written, then the bit persisted, then waiters woken. On any
-    /// error (e.g. [`StoreError::DiskFull`]) the piece stays missing.
-    /// Writing a piece already present does nothing.
+    /// Checks piece `index` against its hash and stores it: the bytes are
+    /// written, then the bit persisted, then waiters woken. Data that does
+    /// not match is refused with [`StoreError::PieceHash`]; on any error
+    /// (e.g. [`StoreError::DiskFull`]) the piece stays missing. Writing a
+    /// piece already present does nothing.
+    ///
+    /// The store hashes rather than trusting its callers, so no path can
+    /// cache an unverified piece, and it hashes inside the same blocking call
+    /// as the write: one trip to the blocking pool per piece instead of two,
+    /// which is most of what a streaming client waits for between the last
+    /// block of a piece arriving and its bytes going out.
     pub async fn write_piece(&self, index: u32, data: Bytes) -> Result<(), StoreError> {
         let metainfo = &self.shared.metainfo;
         let range = metainfo
@@ -125,11 +132,19 @@ impl PartialBlob {
         if self.has_piece(index) {
             return Ok(());
         }
+        let mut checked = false;
         self.inner
             .with_room(expected, || {
                 let shared = Arc::clone(&self.shared);
                 let data = data.clone();
-                blocking(move || shared.store_piece(index, range.start, &data))
+                // A retry after the disk filled need not hash again.
+                let verify = !std::mem::replace(&mut checked, true);
+                blocking(move || {
+                    if verify && !shared.metainfo.verify_piece(index, &data) {
+                        return Err(StoreError::PieceHash(index));
+                    }
+                    shared.store_piece(index, range.start, &data)
+                })
             })
             .await?;
         self.advance_prefix_in_background();
@@ -523,6 +538,17 @@ mod tests {
         assert!(matches!(
             partial.write_piece(9, Bytes::new()).await,
             Err(StoreError::PieceOutOfRange { index: 9, count: 3 })
+        ));
+        let mut corrupt = piece(&data, &m, 0).to_vec();
+        corrupt[77] ^= 1;
+        assert!(matches!(
+            partial.write_piece(0, Bytes::from(corrupt)).await,
+            Err(StoreError::PieceHash(0))
+        ));
+        assert!(!partial.has_piece(0), "a corrupt piece is never stored");
+        assert!(matches!(
+            partial.read_at(0, 1).await,
+            Err(StoreError::PieceMissing(0))
         ));
 
         let waiter = tokio::spawn({
