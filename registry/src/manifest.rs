@@ -123,23 +123,13 @@ impl Manifest {
         let content = if is_index_type(&media_type) {
             let index: ImageIndex =
                 serde_json::from_slice(bytes).map_err(|e| malformed("index", &e))?;
-            let manifests = index
-                .manifests()
-                .iter()
-                .enumerate()
-                .map(|(i, d)| descriptor(d, || format!("manifests[{i}]")))
-                .collect::<Result<_, _>>()?;
+            let manifests = descriptors(index.manifests(), "manifests")?;
             Content::Index { manifests }
         } else {
             let image: ImageManifest =
                 serde_json::from_slice(bytes).map_err(|e| malformed("image manifest", &e))?;
             let config = descriptor(image.config(), || "config".to_owned())?;
-            let layers = image
-                .layers()
-                .iter()
-                .enumerate()
-                .map(|(i, d)| descriptor(d, || format!("layers[{i}]")))
-                .collect::<Result<_, _>>()?;
+            let layers = descriptors(image.layers(), "layers")?;
             Content::Image { config, layers }
         };
         Ok(Manifest {
@@ -177,6 +167,18 @@ fn malformed(kind: &'static str, error: &serde_json::Error) -> ManifestError {
     // manifest limit but can still be long: keep the first line's start.
     let reason: String = error.to_string().chars().take(200).collect();
     ManifestError::Malformed { kind, reason }
+}
+
+/// Every entry of the descriptor list `field`, each named by its index in
+/// errors.
+fn descriptors(
+    list: &[oci_spec::image::Descriptor],
+    field: &str,
+) -> Result<Vec<Descriptor>, ManifestError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, d)| descriptor(d, || format!("{field}[{i}]")))
+        .collect()
 }
 
 fn descriptor(

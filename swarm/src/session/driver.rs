@@ -189,6 +189,16 @@ fn snapshot(torrent: &Torrent, state: &TransferState) -> Progress {
     }
 }
 
+/// The peers no candidate may be dialed for: those connected already and
+/// those the torrent has banned.
+fn refuses<'a>(
+    torrent: &'a Torrent,
+    connected: &'a HashMap<PeerId, ConnId>,
+    now: std::time::Instant,
+) -> impl Fn(&PeerId) -> bool + 'a {
+    move |id| connected.contains_key(id) || torrent.is_banned(now, id)
+}
+
 /// One wake-up of the loop.
 enum Wake {
     Cancelled,
@@ -246,12 +256,11 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::AddPeers(peers) => {
-                let now = now();
-                let (torrent, by_peer) = (&self.torrent, &self.by_peer);
-                for peer in peers {
-                    self.candidates.add(peer, |id| {
-                        by_peer.contains_key(id) || torrent.is_banned(now, id)
-                    });
+                {
+                    let refused = refuses(&self.torrent, &self.by_peer, now());
+                    for peer in peers {
+                        self.candidates.add(peer, &refused);
+                    }
                 }
                 self.dial_more();
             }
@@ -271,10 +280,8 @@ impl Driver {
     /// banned peer was dialed at).
     fn dial_more(&mut self) {
         let limit = self.shared.config.max_peers_per_torrent;
-        let now = now();
-        let (torrent, by_peer) = (&self.torrent, &self.by_peer);
-        let refused = |id: &PeerId| by_peer.contains_key(id) || torrent.is_banned(now, id);
-        while let Some(peer) = self.candidates.next_dial(self.conns.len(), limit, refused) {
+        let refused = refuses(&self.torrent, &self.by_peer, now());
+        while let Some(peer) = self.candidates.next_dial(self.conns.len(), limit, &refused) {
             let shared = Arc::clone(&self.shared);
             let commands = self.command_tx.clone();
             let digest = *self.metainfo.digest();
