@@ -63,6 +63,12 @@ impl Registry {
     pub async fn start(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
+        // The token issuer binds a port of its own first; the registry's
+        // port is picked after it, so the two cannot be handed the same one.
+        let issuer = match &auth {
+            Auth::Token => Some(TokenIssuer::start().await),
+            _ => None,
+        };
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let mut config = format!(
@@ -94,7 +100,7 @@ impl Registry {
                 ca_pem = Some(ca);
             }
             Auth::Token => {
-                let issuer = TokenIssuer::start().await;
+                let issuer = issuer.expect("started above");
                 std::fs::write(root.join("token.crt"), &issuer.cert_pem).expect("token cert");
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: http://{}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}/token.crt\n",
@@ -114,7 +120,7 @@ impl Registry {
             .stderr(log_file)
             .spawn()
             .expect("starting /usr/bin/docker-registry (apt-get install docker-registry)");
-        let registry = Registry {
+        let mut registry = Registry {
             addr,
             dir,
             child,
@@ -126,10 +132,22 @@ impl Registry {
         registry
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until this registry process says it listens. A connect alone
+    /// is not proof: between picking the free port and the registry binding
+    /// it, another server may take the port, and the registry then exits
+    /// while the connect succeeds against the other server.
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let listening = format!("listening on {}", self.addr);
         while Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "docker-registry exited ({status}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(&listening) && tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
