@@ -57,6 +57,12 @@ struct Shared {
 struct Pieces {
     have: Bitfield,
     failed: Option<String>,
+    /// The piece stored last, still in memory. A client streaming a
+    /// download in order usually waits on exactly this piece, so its first
+    /// chunk is answered from here rather than after another trip to the
+    /// blocking pool to read back what was just written. One piece at most,
+    /// and none once the blob is complete.
+    newest: Option<(u32, Bytes)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,7 +149,7 @@ impl PartialBlob {
                     if verify && !shared.metainfo.verify_piece(index, &data) {
                         return Err(StoreError::PieceHash(index));
                     }
-                    shared.store_piece(index, range.start, &data)
+                    shared.store_piece(index, range.start, data)
                 })
             })
             .await?;
@@ -187,6 +193,13 @@ impl PartialBlob {
             let pieces = lock(&self.shared.pieces);
             if let Some(missing) = (first..=last).find(|&i| !pieces.have.get(i)) {
                 return Err(StoreError::PieceMissing(missing));
+            }
+            if let Some((index, data)) = &pieces.newest
+                && first == *index
+                && last == *index
+            {
+                let start = (offset - u64::from(*index) * piece_length) as usize;
+                return Ok(data.slice(start..start + len));
             }
         }
         read_exact(
@@ -245,6 +258,7 @@ impl PartialBlob {
             Arc::clone(&self.shared.metainfo),
             Arc::clone(&self.shared.data),
         );
+        lock(&self.shared.pieces).newest = None;
         *finished = Some(reader.clone());
         Ok(reader)
     }
@@ -320,7 +334,11 @@ impl Shared {
             metainfo,
             data: Arc::new(data),
             data_path,
-            pieces: Mutex::new(Pieces { have, failed: None }),
+            pieces: Mutex::new(Pieces {
+                have,
+                failed: None,
+                newest: None,
+            }),
             changed: Notify::new(),
             bitmap: Mutex::new(bitmap),
             prefix: Mutex::new(prefix),
@@ -329,21 +347,25 @@ impl Shared {
         })
     }
 
-    fn store_piece(&self, index: u32, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+    fn store_piece(&self, index: u32, offset: u64, data: Bytes) -> Result<(), StoreError> {
         self.data
-            .write_all_at(data, offset)
+            .write_all_at(&data, offset)
             .map_err(|e| io_error(&self.data_path, e))?;
         self.unflushed
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         lock(&self.bitmap).set(index)?;
-        lock(&self.pieces).have.set(index);
+        {
+            let mut pieces = lock(&self.pieces);
+            pieces.have.set(index);
+            pieces.newest = Some((index, data.clone()));
+        }
         self.changed.notify_waiters();
         // A piece landing at the hashing frontier (the usual case while a
         // client streams in order) is hashed from memory here instead of
         // being read back by the background pass. If that pass holds the
         // lock it will pick the piece up itself.
         if let Ok(mut prefix) = self.prefix.try_lock() {
-            prefix.feed(index, data);
+            prefix.feed(index, &data);
         }
         Ok(())
     }
@@ -393,6 +415,7 @@ impl Shared {
             let mut pieces = lock(&self.pieces);
             pieces.have = empty.clone();
             pieces.failed = Some(reason);
+            pieces.newest = None;
             *prefix = PrefixHash::default();
         }
         self.changed.notify_waiters();
@@ -565,6 +588,34 @@ mod tests {
             partial.wait_piece(0).await,
             Err(StoreError::Failed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn reads_from_the_newest_piece_in_memory_match_reads_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = blob(LEN, 7);
+        let m = metainfo(&data);
+        let store = Store::open(dir.path(), 0).await.unwrap();
+        let partial = store.partial(Arc::clone(&m)).await.unwrap();
+        partial.write_piece(0, piece(&data, &m, 0)).await.unwrap();
+        partial.write_piece(1, piece(&data, &m, 1)).await.unwrap();
+        let mib = MIB as u64;
+        // Inside piece 0 (disk), inside piece 1 (memory: written last), at
+        // both ends of piece 1, and across the two (disk).
+        for (offset, len) in [
+            (5, 1000),
+            (mib + 3, 4096),
+            (mib, MIB),
+            (2 * mib - 1, 1),
+            (mib - 10, 20),
+        ] {
+            let at = offset as usize;
+            assert_eq!(
+                partial.read_at(offset, len).await.unwrap(),
+                &data[at..at + len],
+                "{len} bytes at {offset}"
+            );
+        }
     }
 
     #[tokio::test]
