@@ -43,13 +43,8 @@ RUN set -eux; \
     mkdir -p /var/lib/shoal/agent /var/lib/shoal/origin /etc/shoal; \
     chown -R 65532:65532 /var/lib/shoal
 ENV RUST_LOG=info
-# glibc raises its mmap threshold after the first large free, after which
-# the agent's freed 1 to 4 MiB piece and chunk buffers stay in its arenas:
-# a 4 GiB cold pull peaked at 79-81 MiB resident by default, and at 54-57
-# MiB with the threshold pinned at 1 MiB and two arenas, in the same pull
-# time (BENCHMARKS.md, agent memory; 256 KiB was slower). The tracker links
-# mimalloc and ignores this.
-ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2
+# No GLIBC_TUNABLES here: the agent pins glibc's malloc policy itself at
+# start (agent/src/malloc.rs), so it holds however it is run.
 # Registry API (agent), origin HTTP, tracker gRPC, peer ports.
 EXPOSE 5050 8080 7070 7001 7002
 WORKDIR /var/lib/shoal

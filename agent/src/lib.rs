@@ -13,6 +13,7 @@
 //! - [`prefetch`]: pulls images into the cache when the tracker says.
 //! - [`metrics`]: Prometheus metrics; `readiness`: what `/readyz` says.
 //! - [`configure`]: points containerd or Docker at the agent.
+//! - [`malloc`]: the glibc allocator policy the agent runs under.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -21,6 +22,7 @@ pub mod api;
 pub mod blobs;
 pub mod config;
 pub mod configure;
+pub mod malloc;
 pub mod metrics;
 pub mod origin;
 pub mod prefetch;

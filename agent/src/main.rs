@@ -200,9 +200,14 @@ fn main() -> anyhow::Result<()> {
     shoal_telemetry::init_logging(args.log_format)?;
     match args.command {
         Some(Command::Configure { runtime }) => configure_runtime(runtime),
-        None => tokio::runtime::Runtime::new()
-            .context("starting the tokio runtime")?
-            .block_on(run(args.run)),
+        None => {
+            if let Some(error) = shoal_agent::malloc::apply() {
+                tracing::warn!(%error, "could not restart under the malloc tunables; running with glibc's defaults");
+            }
+            tokio::runtime::Runtime::new()
+                .context("starting the tokio runtime")?
+                .block_on(run(args.run))
+        }
     }
 }
 

@@ -42,9 +42,11 @@ async fn the_binary_serves_with_flags_over_a_config_file() {
             "{}=http://{},peer={}",
             origin.name, origin.http, origin.peer
         ))
+        .env_remove("GLIBC_TUNABLES")
         .stdout(Stdio::null())
         .spawn()
         .expect("the agent binary starts");
+    let pid = child.id();
     let _running = Running(child);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -63,6 +65,15 @@ async fn the_binary_serves_with_flags_over_a_config_file() {
     let (status, _, body) = get(&format!("{base}/v2/app/blobs/{layer}")).await;
     assert_eq!(status, 200);
     assert_eq!(sha256(&body), layer);
+    // The serving process (same pid) restarted itself under the tunables.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let tunables = format!("GLIBC_TUNABLES={}", shoal_agent::malloc::TUNABLES);
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|entry| entry == tunables.as_bytes()),
+        "the agent runs under its malloc tunables"
+    );
 }
 
 #[test]
