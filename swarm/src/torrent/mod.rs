@@ -124,7 +124,12 @@ pub struct Torrent {
     deadlines: VecDeque<Deadline>,
     next_seq: u64,
     choker: Choker,
+    /// Set by an input after which the choker must look again (see the
+    /// calling order on [`Choker`]); acted on once, at the end of the input.
     rechoke_needed: bool,
+    /// Peers we unchoke that are not closing, i.e. slots held: lets an
+    /// input ask [`Choker::has_free_slot`] without a pass over all peers.
+    unchoked: usize,
     timers: TimerTable,
     actions: VecDeque<Action>,
     rng: SmallRng,
@@ -177,6 +182,7 @@ impl Torrent {
             deadlines: VecDeque::new(),
             next_seq: 0,
             rechoke_needed: false,
+            unchoked: 0,
             timers: TimerTable::default(),
             actions: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
@@ -207,8 +213,8 @@ impl Torrent {
         self.ids.insert(id, key);
         let bitfield = Bytes::copy_from_slice(self.have.as_bytes());
         self.send(key, Message::Bitfield(bitfield));
-        // The choker's contract: a changed peer set may change the slots.
-        self.rechoke_needed = true;
+        // No rechoke: a new peer is not interested yet, so it cannot take a
+        // slot; the choker hears of it when it says Interested.
         self.after_event(now);
         Some(key)
     }
@@ -222,15 +228,17 @@ impl Torrent {
         }
         self.release_requests(key);
         let peer = self.peers.remove(key.0);
+        if !peer.am_choking && !peer.closing {
+            // It held a slot: the slot is free for someone else.
+            self.unchoked -= 1;
+            self.rechoke_needed = true;
+        }
         if self.ids.get(&peer.id) == Some(&key) {
             self.ids.remove(&peer.id);
         }
         self.picker.remove_bitfield(&peer.has);
         if !peer.peer_choking && !peer.is_seeder() {
             self.sparing.remove_all(&peer.has);
-        }
-        if !peer.am_choking || peer.peer_interested {
-            self.rechoke_needed = true;
         }
         self.fill_all(now, &[]);
         self.after_event(now);
@@ -349,8 +357,11 @@ impl Torrent {
         match self.peers.get_mut(key.0) {
             Some(peer) if !peer.closing => {
                 peer.closing = true;
+                if !peer.am_choking {
+                    self.unchoked -= 1;
+                    self.rechoke_needed = true;
+                }
                 self.release_requests(key);
-                self.rechoke_needed = true;
                 true
             }
             _ => false,
