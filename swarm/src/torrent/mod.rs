@@ -275,13 +275,16 @@ impl Torrent {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.banned.retain(|_, until| *until > now);
         self.expire_requests(now);
+        self.prune_deadlines();
         if now >= self.choker.poll_timeout() {
             self.rechoke_needed = true;
         }
         self.after_event(now);
     }
 
-    /// When [`Torrent::handle_timeout`] must next be called.
+    /// When [`Torrent::handle_timeout`] must next be called. It may be a
+    /// little early (a request answered since it was issued): that wake-up
+    /// finds nothing due and moves the timer on.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
@@ -377,8 +380,12 @@ impl Torrent {
         self.refresh_timers();
     }
 
+    /// Re-arms every timer from its source. The request timer is the oldest
+    /// deadline even if its request was answered since: pruning answered
+    /// requests here would look up a download per input, while a stale
+    /// deadline costs one early `handle_timeout` (harmless) that prunes them
+    /// all, about once per request timeout.
     fn refresh_timers(&mut self) {
-        self.prune_deadlines();
         self.timers
             .set(Timer::Request, self.deadlines.front().map(|d| d.at));
         self.timers

@@ -378,7 +378,7 @@ impl Torrent {
     }
 
     /// Drops deadlines at the front of the queue whose request is gone, so
-    /// the request timer names a live request.
+    /// that after a timeout the request timer names a live request.
     pub(super) fn prune_deadlines(&mut self) {
         while let Some(deadline) = self.deadlines.front() {
             let live = matches!(
