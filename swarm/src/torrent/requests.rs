@@ -73,6 +73,11 @@ impl Torrent {
     /// [`Torrent::fill`] for every peer but those in `last`, then for those:
     /// used when requests return to the pool, so they go to other peers first.
     pub(super) fn fill_all(&mut self, now: Instant, last: &[PeerKey]) {
+        // What `fill` checks first, once rather than per peer: a seed (an
+        // origin with thousands of peers) has nothing to request.
+        if self.have.is_complete() || self.verify_backlog_full() {
+            return;
+        }
         for k in 0..self.peers.capacity() {
             if self.peers.get(k).is_some_and(|p| p.can_request()) && !last.contains(&PeerKey(k)) {
                 self.fill(now, PeerKey(k));
