@@ -363,8 +363,8 @@ impl Picker {
             return None;
         }
         let start = rng.random_range(0..len);
-        (0..len)
-            .map(|j| (start + j) % len)
+        (start..len)
+            .chain(0..start)
             .find(|&i| self.state[i as usize] == PieceState::Missing && peer.get(i))
     }
 
@@ -372,12 +372,12 @@ impl Picker {
     /// random start breaks ties. Bucket 0 is skipped: the peer has the piece.
     fn rarest_missing(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
         for bucket in self.buckets.iter().skip(1).filter(|b| !b.is_empty()) {
-            let len = bucket.len();
-            let start = rng.random_range(0..len);
-            if let Some(i) = (0..len)
-                .map(|j| bucket[(start + j) % len])
-                .find(|&i| peer.get(i))
-            {
+            // From a random start, wrapping around: two plain slices rather
+            // than an index modulo the length, whose division per piece was
+            // most of a pick in a large bucket.
+            let start = rng.random_range(0..bucket.len());
+            let (head, tail) = bucket.split_at(start);
+            if let Some(&i) = tail.iter().chain(head).find(|&&i| peer.get(i)) {
                 return Some(i);
             }
         }
