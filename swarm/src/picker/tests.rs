@@ -265,7 +265,10 @@ fn rarest_by_the_peers_pieces_matches_the_bucket_scan() {
         for _ in 0..held {
             peer.set(world.random_range(0..len));
         }
-        let (mut a, mut b) = (SmallRng::seed_from_u64(round), SmallRng::seed_from_u64(round));
+        let (mut a, mut b) = (
+            SmallRng::seed_from_u64(round),
+            SmallRng::seed_from_u64(round),
+        );
         assert_eq!(
             p.rarest_missing_scan(&peer, &mut a),
             p.rarest_missing_held(&peer, &mut b),
