@@ -15,6 +15,7 @@ use crate::wire::{BlockRange, Message};
 use super::config::ENDGAME_MAX_REQUESTERS;
 use super::peer::BlockRef;
 use super::pieces::{Download, Received};
+use super::timer::Timer;
 use super::{Deadline, Torrent, Violation, after};
 
 impl Torrent {
@@ -196,6 +197,9 @@ impl Torrent {
             block,
         });
         let at = after(now, self.request_timeout);
+        if self.deadlines.is_empty() {
+            self.timers.set(Timer::Request, Some(at));
+        }
         self.deadlines.push_back(Deadline {
             at,
             seq,
