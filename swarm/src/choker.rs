@@ -20,7 +20,9 @@
 //!   regular slot on its merits frees the optimistic slot for another peer.
 //! - Uninterested peers are choked and hold no slot: they request nothing, so
 //!   an unchoke would do nothing for them, and the torrent rechokes the moment
-//!   one becomes interested. This keeps "unchoked" equal to "holds a slot".
+//!   one becomes interested while a slot is free (otherwise it waits for the
+//!   next full rechoke like any other choked peer). This keeps "unchoked"
+//!   equal to "holds a slot".
 //! - Ties are broken first in favour of peers already unchoked (no choke /
 //!   unchoke churn between equals), then by the injected RNG.
 
