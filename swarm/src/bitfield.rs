@@ -127,9 +127,25 @@ impl Bitfield {
         true
     }
 
-    /// Indices of held pieces, ascending.
+    /// Indices of held pieces, ascending. Empty bytes are skipped whole, so
+    /// a sparse set costs O(len / 8 + ones), not O(len); spare bits are
+    /// zero, so no index reaches `len`.
     pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.len).filter(|&i| self.get(i))
+        self.bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &byte)| byte != 0)
+            .flat_map(|(n, &byte)| {
+                let base = n as u32 * 8;
+                let mut rest = byte;
+                std::iter::from_fn(move || {
+                    let bit = rest.leading_zeros();
+                    (rest != 0).then(|| {
+                        rest &= !(0x80 >> bit);
+                        base + bit
+                    })
+                })
+            })
     }
 
     /// Indices of missing pieces, ascending.
@@ -159,6 +175,22 @@ mod tests {
         assert!(bf.clear(0));
         assert_eq!(bf.ones().collect::<Vec<_>>(), vec![9]);
         assert!(!bf.get(100));
+    }
+
+    #[test]
+    fn ones_lists_exactly_the_set_bits_in_order() {
+        for len in 0..40 {
+            for pattern in [0u64, u64::MAX, 0x8000_0000_0000_0001, 0x0f0f_00ff_1234_5678] {
+                let mut bf = Bitfield::new(len);
+                (0..len).filter(|i| pattern >> i & 1 == 1).for_each(|i| {
+                    bf.set(i);
+                });
+                let expected: Vec<u32> = (0..len).filter(|&i| bf.get(i)).collect();
+                assert_eq!(bf.ones().collect::<Vec<_>>(), expected, "{len} {pattern:x}");
+            }
+            let full: Vec<u32> = Bitfield::full(len).ones().collect();
+            assert_eq!(full, (0..len).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //!   regular slot on its merits frees the optimistic slot for another peer.
 //! - Uninterested peers are choked and hold no slot: they request nothing, so
 //!   an unchoke would do nothing for them, and the torrent rechokes the moment
-//!   one becomes interested. This keeps "unchoked" equal to "holds a slot".
+//!   one becomes interested while a slot is free (otherwise it waits for the
+//!   next full rechoke like any other choked peer). This keeps "unchoked"
+//!   equal to "holds a slot".
 //! - Ties are broken first in favour of peers already unchoked (no choke /
 //!   unchoke churn between equals), then by the injected RNG.
 
@@ -97,11 +99,20 @@ pub struct ChokeCandidate {
 ///
 /// Calling order: after [`new`](Self::new), call [`rechoke`](Self::rechoke)
 /// once [`poll_timeout`](Self::poll_timeout) has passed, and also whenever a
-/// peer connects or disconnects or changes interest, and apply the changes it
-/// returns (send choke/unchoke, set `unchoked`). A call at or after the
-/// timeout re-ranks all regular slots; an earlier call only fills free slots
-/// and replaces a departed optimistic peer, leaving existing slots and the
-/// rotation timer alone.
+/// peer holding a slot (unchoked) disconnects or loses interest, and whenever
+/// a peer becomes interested while [`has_free_slot`](Self::has_free_slot);
+/// apply the changes it returns (send choke/unchoke, set `unchoked`). A call
+/// at or after the timeout re-ranks all regular slots; an earlier call only
+/// fills free slots and replaces a departed optimistic peer, leaving existing
+/// slots and the rotation timer alone.
+///
+/// Other events (a choked peer connecting or leaving, a peer becoming
+/// interested while every slot is held) need no call: an early call would
+/// keep every holder, so it could change nothing, yet it costs O(peers),
+/// which an origin with thousands of connections would pay per message. The
+/// one difference skipping makes: a holder that started snubbing us since
+/// the last full rechoke keeps its slot until the next full rechoke (at most
+/// `rechoke_interval`) instead of losing it at the next unrelated event.
 #[derive(Debug, Clone)]
 pub struct Choker {
     config: ChokerConfig,
@@ -138,6 +149,15 @@ impl Choker {
             Some(_) => self.next_rechoke.min(self.next_optimistic),
             None => self.next_rechoke,
         }
+    }
+
+    /// Whether a peer that just became interested could get a slot from an
+    /// early [`rechoke`](Self::rechoke), with `unchoked` peers unchoked now:
+    /// only while fewer than `upload_slots` + 1 (the optimistic slot) are.
+    /// Otherwise the newcomer waits for the next full rechoke, as it would
+    /// have anyway: an early call keeps current holders first.
+    pub fn has_free_slot(&self, unchoked: usize) -> bool {
+        unchoked <= self.config.upload_slots
     }
 
     /// The peer holding the optimistic slot, for status and tests.
@@ -211,15 +231,21 @@ impl Choker {
                 c.interested && (seeding || !c.snubbed) && (full || optimistic != Some(i))
             })
             .collect();
+        // Only the set of the best `upload_slots` matters, not their order:
+        // a selection is O(peers) where a sort was O(peers log peers), which
+        // counts at an origin with thousands of connections. The index ends
+        // the key so that it is unique and the chosen set is the one a stable
+        // sort would have put first.
+        let slots = self.config.upload_slots;
         if full {
-            ranked.sort_by_key(|&i| {
+            top(&mut ranked, slots, |i| {
                 let c = &candidates[i];
-                (Reverse(rate(c)), Reverse(c.unchoked), tiebreak[i])
+                (Reverse(rate(c)), Reverse(c.unchoked), tiebreak[i], i)
             });
         } else {
-            ranked.sort_by_key(|&i| {
+            top(&mut ranked, slots, |i| {
                 let c = &candidates[i];
-                (Reverse(c.unchoked), Reverse(rate(c)), tiebreak[i])
+                (Reverse(c.unchoked), Reverse(rate(c)), tiebreak[i], i)
             });
         }
         let mut regular = vec![false; candidates.len()];
@@ -271,6 +297,14 @@ impl Choker {
             self.next_optimistic = after(now, self.config.optimistic_interval);
         }
         chosen
+    }
+}
+
+/// Moves the `k` smallest items of `items` by `key` to its front, in no
+/// particular order.
+fn top<K: Ord>(items: &mut [usize], k: usize, key: impl Fn(usize) -> K) {
+    if k > 0 && k < items.len() {
+        items.select_nth_unstable_by_key(k - 1, |&i| key(i));
     }
 }
 
@@ -477,6 +511,41 @@ mod tests {
         assert!(choker.optimistic().is_some_and(|o| o != gone));
         assert_eq!(choker.poll_timeout(), timeout);
         assert_eq!(unchoked(&peers).len(), 4);
+    }
+
+    /// The claim behind `has_free_slot`: with every slot held, an early
+    /// rechoke after a peer becomes interested changes nothing, whatever its
+    /// rate, so a torrent may skip it.
+    #[test]
+    fn with_no_free_slot_a_newly_interested_peer_changes_nothing() {
+        let t0 = start();
+        let mut rng = SmallRng::seed_from_u64(12);
+        let mut world = SmallRng::seed_from_u64(13);
+        let mut checked = 0;
+        for round in 0..200 {
+            let mut choker = Choker::new(config(3), t0);
+            let mut peers = twelve(t0);
+            for p in &mut peers {
+                p.interested = world.random_ratio(2, 3);
+            }
+            let now = choker.poll_timeout();
+            step(&mut choker, now, &mut peers, world.random(), &mut rng);
+            let held = unchoked(&peers).len();
+            let Some(newcomer) = peers.iter().position(|p| !p.interested) else {
+                continue;
+            };
+            peers[newcomer].interested = true;
+            peers[newcomer].rate_from_peer = 1_000;
+            peers[newcomer].rate_to_peer = 1_000;
+            let later = now + SEC;
+            if choker.has_free_slot(held) {
+                continue;
+            }
+            let changes = choker.rechoke(later, &peers, round % 2 == 0, &mut rng);
+            assert!(changes.is_empty(), "round {round}: {changes:?}");
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} rounds had every slot held");
     }
 
     #[test]

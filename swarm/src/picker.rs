@@ -363,25 +363,67 @@ impl Picker {
             return None;
         }
         let start = rng.random_range(0..len);
-        (0..len)
-            .map(|j| (start + j) % len)
+        (start..len)
+            .chain(0..start)
             .find(|&i| self.state[i as usize] == PieceState::Missing && peer.get(i))
     }
 
     /// The least available `Missing` piece the peer has; within a bucket a
     /// random start breaks ties. Bucket 0 is skipped: the peer has the piece.
+    ///
+    /// Scanning buckets costs the missing pieces passed over before a match,
+    /// up to all of them for a peer holding none of the rarest (a leecher in
+    /// a flash crowd: this was 14% of a simulation). When the peer holds few
+    /// pieces, going through its pieces instead gives the same piece with the
+    /// same random draws in O(pieces / 8 + its pieces).
     fn rarest_missing(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        if peer.len() / 8 + peer.count() < self.missing {
+            self.rarest_missing_held(peer, rng)
+        } else {
+            self.rarest_missing_scan(peer, rng)
+        }
+    }
+
+    /// [`Picker::rarest_missing`] bucket by bucket, from the rarest.
+    fn rarest_missing_scan(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
         for bucket in self.buckets.iter().skip(1).filter(|b| !b.is_empty()) {
-            let len = bucket.len();
-            let start = rng.random_range(0..len);
-            if let Some(i) = (0..len)
-                .map(|j| bucket[(start + j) % len])
-                .find(|&i| peer.get(i))
-            {
+            // From a random start, wrapping around: two plain slices rather
+            // than an index modulo the length, whose division per piece was
+            // most of a pick in a large bucket.
+            let start = rng.random_range(0..bucket.len());
+            let (head, tail) = bucket.split_at(start);
+            if let Some(&i) = tail.iter().chain(head).find(|&&i| peer.get(i)) {
                 return Some(i);
             }
         }
         None
+    }
+
+    /// [`Picker::rarest_missing`] through the peer's pieces: the lowest
+    /// bucket holding one of them, a draw for every non-empty bucket below it
+    /// and for it (as the bucket scan makes), then its piece nearest after
+    /// the drawn start, going round.
+    fn rarest_missing_held(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        let held = || {
+            peer.ones()
+                .filter(|&i| self.state.get(i as usize) == Some(&PieceState::Missing))
+                .map(|i| (i, self.availability[i as usize] as usize))
+                .filter(|&(_, avail)| avail > 0)
+        };
+        let level = held().map(|(_, avail)| avail).min();
+        let below = level.unwrap_or(self.buckets.len());
+        for bucket in &self.buckets[1..below] {
+            if !bucket.is_empty() {
+                rng.random_range(0..bucket.len());
+            }
+        }
+        let level = level?;
+        let len = self.buckets[level].len();
+        let start = rng.random_range(0..len);
+        held()
+            .filter(|&(_, avail)| avail == level)
+            .min_by_key(|&(i, _)| (self.slot[i as usize] as usize + len - start) % len)
+            .map(|(i, _)| i)
     }
 
     fn set_availability(&mut self, index: u32, avail: u32) {

@@ -9,7 +9,9 @@
 //! # Why a bucketed sliding window and not an EWMA
 //!
 //! The window is cut into [`BUCKETS`] fixed buckets kept in an inline ring
-//! (no allocation, `O(1)` per record, `O(BUCKETS)` per rate query). Compared
+//! with a running sum (no allocation, `O(1)` per record and, while the
+//! window has not moved past the newest record, per rate query; at most
+//! `O(BUCKETS)` otherwise). Compared
 //! with an exponentially weighted moving average it:
 //! - falls to exactly zero once a peer has been silent for a whole window,
 //!   which snub detection and the choker's ranking rely on (an EWMA only
@@ -53,6 +55,9 @@ pub struct RateMeter {
     bucket_nanos: u64,
     /// Bytes per bucket; bucket with absolute index `i` lives at `i % BUCKETS`.
     buckets: [u64; BUCKETS],
+    /// The sum of `buckets`, kept up to date so that a rate query, which the
+    /// choker makes for every peer at every rechoke, need not add them up.
+    sum: u128,
     /// The instant of the first record: absolute bucket indices count from it.
     origin: Option<Instant>,
     /// Absolute index of the newest bucket in `buckets`; buckets
@@ -77,6 +82,7 @@ impl RateMeter {
         Self {
             bucket_nanos: (window_nanos / BUCKETS as u64).max(1),
             buckets: [0; BUCKETS],
+            sum: 0,
             origin: None,
             head: 0,
             total: 0,
@@ -98,7 +104,9 @@ impl RateMeter {
         }
         if self.head - index < BUCKETS as u64 {
             let slot = &mut self.buckets[slot(index)];
-            *slot = slot.saturating_add(bytes);
+            let before = *slot;
+            *slot = before.saturating_add(bytes);
+            self.sum += u128::from(*slot - before);
         }
     }
 
@@ -113,9 +121,13 @@ impl RateMeter {
         let index = (now_nanos / self.bucket_nanos).max(self.head);
         let first = index.saturating_sub(BUCKETS as u64 - 1);
         let oldest_live = self.head.saturating_sub(BUCKETS as u64 - 1);
-        let bytes: u128 = (first.max(oldest_live)..=self.head)
-            .map(|i| u128::from(self.buckets[slot(i)]))
-            .sum();
+        // The live buckets before `first` have left the window ending at
+        // `now`: none when `now` is in the newest bucket, the common case.
+        let bytes = if first > self.head {
+            0
+        } else {
+            (oldest_live..first).fold(self.sum, |sum, i| sum - u128::from(self.buckets[slot(i)]))
+        };
         if bytes == 0 {
             return 0;
         }
@@ -141,9 +153,12 @@ impl RateMeter {
     fn advance(&mut self, index: u64) {
         if index - self.head >= BUCKETS as u64 {
             self.buckets = [0; BUCKETS];
+            self.sum = 0;
         } else {
             for i in self.head + 1..=index {
-                self.buckets[slot(i)] = 0;
+                let bucket = &mut self.buckets[slot(i)];
+                self.sum -= u128::from(*bucket);
+                *bucket = 0;
             }
         }
         self.head = index;
@@ -276,6 +291,44 @@ mod tests {
         huge.record(t0, u64::MAX);
         huge.record(t0 + SEC, 1);
         assert!(huge.rate(t0 + SEC) > 0);
+    }
+
+    #[test]
+    fn running_sum_matches_the_buckets() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = SmallRng::seed_from_u64(11);
+        let t0 = Instant::now() + 100 * SEC;
+        let mut meter = RateMeter::new(Duration::from_secs(10));
+        let mut now = t0;
+        for _ in 0..20_000 {
+            // Mostly forward by up to three buckets, sometimes back or far.
+            now = match rng.random_range(0..20) {
+                0 => now - ms(rng.random_range(0..5_000)),
+                1 => now + ms(rng.random_range(0..30_000)),
+                _ => now + ms(rng.random_range(0..3_000)),
+            };
+            meter.record(now, rng.random_range(0..1 << 20));
+            let held: u128 = meter.buckets.iter().map(|&b| u128::from(b)).sum();
+            assert_eq!(meter.sum, held);
+            let query = now + ms(rng.random_range(0..15_000));
+            // The rate as the sum over the window's buckets would give it.
+            let nanos = nanos_since(meter.origin.expect("recorded"), query);
+            let index = (nanos / meter.bucket_nanos).max(meter.head);
+            let first = index.saturating_sub(BUCKETS as u64 - 1);
+            let oldest_live = meter.head.saturating_sub(BUCKETS as u64 - 1);
+            let bytes: u128 = (first.max(oldest_live)..=meter.head)
+                .map(|i| u128::from(meter.buckets[slot(i)]))
+                .sum();
+            assert_eq!(meter.rate(query) == 0, bytes == 0);
+            if bytes > 0 {
+                let end = nanos.max(meter.head * meter.bucket_nanos);
+                let span = (end - first * meter.bucket_nanos).max(meter.bucket_nanos);
+                let expected = bytes * 1_000_000_000 / u128::from(span);
+                assert_eq!(u128::from(meter.rate(query)), expected);
+            }
+        }
     }
 
     #[test]

@@ -226,3 +226,54 @@ fn many_pieces_stay_consistent_under_churn() {
     check(&p);
     assert!(p.have_count() > 200);
 }
+
+/// The two ways of finding the rarest piece a peer has agree on the piece
+/// and on the random draws, whatever the peer holds.
+#[test]
+fn rarest_by_the_peers_pieces_matches_the_bucket_scan() {
+    use rand::Rng;
+
+    let mut world = SmallRng::seed_from_u64(21);
+    for round in 0..300 {
+        let len = world.random_range(1..300);
+        let mut p = Picker::new(&Bitfield::new(len), 0);
+        for _ in 0..world.random_range(0..8) {
+            let mut peer = Bitfield::new(len);
+            let density = world.random_range(1..=10);
+            (0..len)
+                .filter(|_| world.random_ratio(density, 10))
+                .for_each(|i| {
+                    peer.set(i);
+                });
+            p.add_bitfield(&peer);
+        }
+        for i in 0..len {
+            match world.random_range(0..6) {
+                0 => {
+                    let _ = p.start(i);
+                }
+                1 => {
+                    let _ = p.start(i).and_then(|()| p.assembled(i));
+                    let _ = p.verified(i);
+                }
+                _ => {}
+            }
+        }
+        check(&p);
+        let mut peer = Bitfield::new(len);
+        let held = world.random_range(0..=len);
+        for _ in 0..held {
+            peer.set(world.random_range(0..len));
+        }
+        let (mut a, mut b) = (
+            SmallRng::seed_from_u64(round),
+            SmallRng::seed_from_u64(round),
+        );
+        assert_eq!(
+            p.rarest_missing_scan(&peer, &mut a),
+            p.rarest_missing_held(&peer, &mut b),
+            "round {round}"
+        );
+        assert_eq!(a.random::<u64>(), b.random::<u64>(), "round {round}: draws");
+    }
+}

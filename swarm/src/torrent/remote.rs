@@ -51,13 +51,18 @@ impl Torrent {
         self.after_gain(now, key);
     }
 
-    /// The peer's interest in us changed: the choker must look again.
+    /// The peer's interest in us changed: the choker must look again if
+    /// it loses interest while holding a slot, or gains it while a slot is
+    /// free (the choker's calling order).
     pub(super) fn on_interest(&mut self, key: PeerKey, interested: bool) {
         if let Some(peer) = self.peers.get_mut(key.0)
             && peer.peer_interested != interested
         {
             peer.peer_interested = interested;
-            self.rechoke_needed = true;
+            let holder = !peer.am_choking;
+            if holder || interested && self.choker.has_free_slot(self.unchoked) {
+                self.rechoke_needed = true;
+            }
         }
     }
 

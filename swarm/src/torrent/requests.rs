@@ -15,6 +15,7 @@ use crate::wire::{BlockRange, Message};
 use super::config::ENDGAME_MAX_REQUESTERS;
 use super::peer::BlockRef;
 use super::pieces::{Download, Received};
+use super::timer::Timer;
 use super::{Deadline, Torrent, Violation, after};
 
 impl Torrent {
@@ -73,6 +74,11 @@ impl Torrent {
     /// [`Torrent::fill`] for every peer but those in `last`, then for those:
     /// used when requests return to the pool, so they go to other peers first.
     pub(super) fn fill_all(&mut self, now: Instant, last: &[PeerKey]) {
+        // What `fill` checks first, once rather than per peer: a seed (an
+        // origin with thousands of peers) has nothing to request.
+        if self.have.is_complete() || self.verify_backlog_full() {
+            return;
+        }
         for k in 0..self.peers.capacity() {
             if self.peers.get(k).is_some_and(|p| p.can_request()) && !last.contains(&PeerKey(k)) {
                 self.fill(now, PeerKey(k));
@@ -191,6 +197,9 @@ impl Torrent {
             block,
         });
         let at = after(now, self.request_timeout);
+        if self.deadlines.is_empty() {
+            self.timers.set(Timer::Request, Some(at));
+        }
         self.deadlines.push_back(Deadline {
             at,
             seq,
@@ -378,7 +387,7 @@ impl Torrent {
     }
 
     /// Drops deadlines at the front of the queue whose request is gone, so
-    /// the request timer names a live request.
+    /// that after a timeout the request timer names a live request.
     pub(super) fn prune_deadlines(&mut self) {
         while let Some(deadline) = self.deadlines.front() {
             let live = matches!(

@@ -58,8 +58,8 @@ impl Torrent {
     }
 
     /// Asks the choker who holds upload slots and sends the changes. Runs at
-    /// the choker's timer and after any input that changed the peer set or a
-    /// peer's interest. O(peers log peers).
+    /// the choker's timer and after an input that may free or fill a slot
+    /// (see the calling order on [`crate::choker::Choker`]). O(peers).
     pub(super) fn rechoke(&mut self, now: Instant) {
         let choker_config = &self.config.choker;
         let candidates: Vec<ChokeCandidate> = self
@@ -83,11 +83,17 @@ impl Torrent {
         let changes = self
             .choker
             .rechoke(now, &candidates, seeding, &mut self.rng);
+        self.unchoked = candidates.iter().filter(|c| c.unchoked).count();
         for (key, unchoke) in changes {
             let Some(peer) = self.peers.get_mut(key.0) else {
                 continue;
             };
             peer.am_choking = !unchoke;
+            if unchoke {
+                self.unchoked += 1;
+            } else {
+                self.unchoked -= 1;
+            }
             let message = if unchoke {
                 Message::Unchoke
             } else {

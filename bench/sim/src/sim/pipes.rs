@@ -41,15 +41,18 @@ impl Sim {
             self.queue.push(at, event);
             return;
         }
-        pipe.queue.push_back(outgoing);
-        if pipe.sending.is_none() {
-            self.pump(conn, side);
+        if pipe.sending.is_some() {
+            pipe.queue.push_back(outgoing);
+        } else {
+            // An idle pipe has an empty queue: send at once, without the
+            // round trip through the queue's buffer.
+            self.pump(conn, side, Some(outgoing));
         }
     }
 
-    /// Sends from the head of the pipe until a block is in transit or the
-    /// pipe is empty (then its flow ends).
-    fn pump(&mut self, conn: ConnId, side: u8) {
+    /// Sends `first`, then from the head of the pipe, until a block is in
+    /// transit or the pipe is empty (then its flow ends).
+    fn pump(&mut self, conn: ConnId, side: u8, mut first: Option<Outgoing>) {
         let pipe_id = conn * 2 + u32::from(side);
         let mut out = std::mem::take(&mut self.reschedules);
         out.clear();
@@ -58,7 +61,7 @@ impl Sim {
             if pipe.sending.is_some() {
                 break;
             }
-            match pipe.queue.pop_front() {
+            match first.take().or_else(|| pipe.queue.pop_front()) {
                 Some(Outgoing::Message(message)) => {
                     let at = self.now.after(self.latency);
                     let event = Event::Deliver {
@@ -143,7 +146,7 @@ impl Sim {
             .sending
             .is_none()
         {
-            self.pump(conn, from);
+            self.pump(conn, from, None);
         }
     }
 

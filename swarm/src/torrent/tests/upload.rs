@@ -142,3 +142,49 @@ fn not_interested_frees_the_slot_for_another_peer() {
     let later = h.advance(Duration::from_secs(31));
     assert!(later.iter().all(|a| matches!(a, Action::Send { .. })));
 }
+
+/// While every slot is held, inputs do not rechoke (the choker's calling
+/// order): a newcomer waits for the timer, and so does the one decision an
+/// early rechoke used to take, dropping a holder that started snubbing us.
+#[test]
+fn with_every_slot_held_only_the_timer_rechokes() {
+    let config = TorrentConfig {
+        choker: crate::choker::ChokerConfig {
+            upload_slots: 1,
+            ..Default::default()
+        },
+        request_timeout: Duration::from_secs(1_000),
+        ..TorrentConfig::default()
+    };
+    let mut h = Harness::build(4, 0, bits(4, [0]), config, 1);
+    // `a` unchokes us and never answers our requests: it will snub us.
+    let (a, actions) = h.connect_unchoked(1, &bits(4, [1, 2, 3]));
+    assert!(!requests(&actions, a).is_empty());
+    assert_eq!(
+        h.msg(a, Message::Interested),
+        vec![send(a, Message::Unchoke)]
+    );
+    let b = h.connect(2);
+    assert_eq!(
+        h.msg(b, Message::Interested),
+        vec![send(b, Message::Unchoke)],
+        "the optimistic slot"
+    );
+
+    // Past the snub timeout, with no timer handled yet (a late driver).
+    h.now += Duration::from_secs(65);
+    let c = h.connect(3);
+    assert!(
+        h.msg(c, Message::Interested).is_empty(),
+        "slots held: no rechoke, so `a` keeps its slot for now"
+    );
+    assert!(!h.t.peer_stats().any(|p| p.key == c && !p.am_choking));
+
+    let actions = h.advance(Duration::ZERO);
+    assert!(
+        sent(&actions, a).contains(&Message::Choke),
+        "the full rechoke drops the snubbing holder: {actions:?}"
+    );
+    let unchoked = h.t.peer_stats().filter(|p| !p.am_choking).count();
+    assert_eq!(unchoked, 2, "its slot went to another peer");
+}
