@@ -26,9 +26,16 @@ pub struct TorrentConfig {
     /// datacenter links, small enough that pieces spread over several
     /// requests in flight. Clamped to [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
     pub block_size: u32,
-    /// Blocks in flight to one peer. 16 blocks (4 MiB) covers the
-    /// bandwidth-delay product of 10 Gbit/s at 3 ms; the torrent halves a
-    /// peer's depth on each timeout and grows it back by one per block.
+    /// Blocks in flight to one peer. 4 blocks (1 MiB) covers the
+    /// bandwidth-delay product of 10 Gbit/s at 0.8 ms per peer, and a pull
+    /// has up to 20 peers. Deeper is worse in a flash crowd: every agent
+    /// asks each origin for that many blocks at once, so the origin's upload
+    /// is spread over many pieces in flight and new pieces become shareable
+    /// late, and control messages queue behind the blocks (the simulator's
+    /// sweep, bench/sim/RESULTS.md: depth 16 against 4 at 1,000 agents x
+    /// 256 MiB, p50 1.81 against 1.48 bounds, origin egress 3.65 F against
+    /// 2.65 F). The torrent halves a peer's depth on each timeout and grows
+    /// it back by one per block.
     pub max_requests_per_peer: usize,
     /// Base request timeout. The effective one is
     /// `max(request_timeout, 4 s per MiB of block)` (Kraken's rule); a request
@@ -41,7 +48,7 @@ pub struct TorrentConfig {
     /// to a few pieces while covering the tail of the transfer.
     pub endgame_threshold: u32,
     /// A peer with more of its requests unserved by us than this is flooding
-    /// (our own pipeline is 16 deep): it is disconnected. 64.
+    /// (our own pipeline is 4 deep, and was 16): it is disconnected. 64.
     pub max_inbound_requests: usize,
     /// Upload-slot policy; see [`crate::choker`].
     pub choker: ChokerConfig,
@@ -78,7 +85,7 @@ impl Default for TorrentConfig {
     fn default() -> Self {
         Self {
             block_size: 256 << 10,
-            max_requests_per_peer: 16,
+            max_requests_per_peer: 4,
             request_timeout: Duration::from_secs(4),
             endgame_threshold: 3,
             max_inbound_requests: 64,
@@ -120,7 +127,7 @@ impl TorrentConfig {
     }
 
     /// Piece payload bytes one connection may have handed to the driver and
-    /// not yet had handled. Twice a full pipeline of blocks (8 MiB by
+    /// not yet had handled. Twice a full pipeline of blocks (2 MiB by
     /// default): an honest peer, which sends only what we asked for plus the
     /// odd late block, never waits on it, while a peer streaming unrequested
     /// blocks faster than the driver drops them is held back by TCP instead
@@ -158,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_inbound_piece_budget_holds_two_pipelines_and_any_block() {
-        assert_eq!(TorrentConfig::default().inbound_piece_budget(), 8 << 20);
+        assert_eq!(TorrentConfig::default().inbound_piece_budget(), 2 << 20);
         let shallow = TorrentConfig {
             max_requests_per_peer: 1,
             block_size: 16 << 10,

@@ -13,6 +13,15 @@ fn no_endgame() -> TorrentConfig {
     }
 }
 
+/// A 16-deep pipeline, so that one peer's first requests span several
+/// pieces (the default is 4 blocks, a single piece).
+fn deep() -> TorrentConfig {
+    TorrentConfig {
+        max_requests_per_peer: 16,
+        ..TorrentConfig::default()
+    }
+}
+
 fn pieces_of(ranges: &[BlockRange]) -> BTreeSet<u32> {
     ranges.iter().map(|r| r.index).collect()
 }
@@ -25,7 +34,7 @@ fn all_but_last(pieces: u32) -> Bitfield {
 
 #[test]
 fn unchoke_fills_the_pipeline_with_whole_pieces() {
-    let mut h = Harness::leecher(32);
+    let mut h = Harness::build(32, 0, Bitfield::new(32), deep(), 1);
     let (a, actions) = h.connect_unchoked(1, &all_but_last(32));
     let reqs = requests(&actions, a);
     assert_eq!(reqs.len(), 16, "max_requests_per_peer");
@@ -187,7 +196,7 @@ fn disconnect_returns_requests_and_availability() {
 
 #[test]
 fn stream_window_goes_first() {
-    let mut h = Harness::build(64, 0, bits(64, [0]), TorrentConfig::default(), 9);
+    let mut h = Harness::build(64, 0, bits(64, [0]), deep(), 9);
     h.t.set_stream_position(40);
     let (a, actions) = h.connect_unchoked(1, &bits(64, 1..63));
     let got = pieces_of(&requests(&actions, a));
@@ -254,7 +263,7 @@ fn a_seed_is_spared_what_an_unchoking_leecher_has() {
 fn endgame_duplicates_blocks_and_cancels_the_loser() {
     // We hold piece 2, so the peers (holding 0 and 1) are not seeds and get
     // full pipelines.
-    let mut h = Harness::build(3, 0, bits(3, [2]), TorrentConfig::default(), 1);
+    let mut h = Harness::build(3, 0, bits(3, [2]), deep(), 1);
     let peer = bits(3, [0, 1]);
     let (a, actions) = h.connect_unchoked(1, &peer);
     let a_reqs = requests(&actions, a);
