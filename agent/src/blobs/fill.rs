@@ -42,7 +42,7 @@ async fn piece(
     if partial.has_piece(index) {
         return Ok(());
     }
-    let metainfo = Arc::clone(partial.metainfo());
+    let metainfo = partial.metainfo();
     let range = metainfo
         .piece_range(index)
         .ok_or_else(|| format!("piece {index} out of range"))?;
