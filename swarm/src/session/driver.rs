@@ -493,7 +493,8 @@ impl Driver {
 
     /// Has the store hash an assembled piece off the runtime and write it if
     /// it matches, before telling the torrent: a piece is never announced or
-    /// streamed before it is both verified and on disk.
+    /// uploaded before it is both verified and on disk (a local client
+    /// streaming the blob may read it once verified).
     fn verify(&mut self, index: u32, data: Bytes) {
         let Some(partial) = self.partial.clone() else {
             return;
