@@ -131,26 +131,52 @@ impl Bitfield {
     /// a sparse set costs O(len / 8 + ones), not O(len); spare bits are
     /// zero, so no index reaches `len`.
     pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
-        self.bytes
-            .iter()
-            .enumerate()
-            .filter(|&(_, &byte)| byte != 0)
-            .flat_map(|(n, &byte)| {
-                let base = n as u32 * 8;
-                let mut rest = byte;
-                std::iter::from_fn(move || {
-                    let bit = rest.leading_zeros();
-                    (rest != 0).then(|| {
-                        rest &= !(0x80 >> bit);
-                        base + bit
-                    })
-                })
-            })
+        Ones {
+            rest: &self.bytes,
+            word: 0,
+            base: 0,
+            next_base: 0,
+        }
     }
 
     /// Indices of missing pieces, ascending.
     pub fn zeros(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.len).filter(|&i| !self.get(i))
+    }
+}
+
+/// The set bits of a [`Bitfield`], ascending, read 64 bits at a time: a
+/// connecting seed's bitfield, a departing peer's and every rarest-first
+/// pick through a peer's pieces walk all of them (a per-byte iterator was
+/// about 5% of a simulated 1 GiB swarm).
+struct Ones<'a> {
+    /// Bytes not yet loaded into `word`.
+    rest: &'a [u8],
+    /// Bits of the current chunk not yet returned; bit 63 is index `base`.
+    word: u64,
+    base: u32,
+    next_base: u32,
+}
+
+impl Iterator for Ones<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        while self.word == 0 {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let n = self.rest.len().min(8);
+            let mut chunk = [0u8; 8];
+            chunk[..n].copy_from_slice(&self.rest[..n]);
+            self.word = u64::from_be_bytes(chunk);
+            self.rest = &self.rest[n..];
+            self.base = self.next_base;
+            self.next_base += 64;
+        }
+        let bit = self.word.leading_zeros();
+        self.word ^= (1 << 63) >> bit;
+        Some(self.base + bit)
     }
 }
 

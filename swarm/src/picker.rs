@@ -196,6 +196,7 @@ impl Picker {
 
     /// One more peer has piece `index`. Returns false (and changes nothing)
     /// if the index is out of range.
+    #[inline]
     pub fn add_availability(&mut self, index: u32) -> bool {
         let Some(&avail) = self.availability.get(index as usize) else {
             return false;
@@ -206,6 +207,7 @@ impl Picker {
 
     /// One peer fewer has piece `index` (a disconnect). Returns false if the
     /// index is out of range or nobody was counted as having it.
+    #[inline]
     pub fn remove_availability(&mut self, index: u32) -> bool {
         match self.availability.get(index as usize) {
             Some(&avail) if avail > 0 => {
@@ -426,15 +428,23 @@ impl Picker {
             .map(|(i, _)| i)
     }
 
+    /// Inline, with the bucket move out of line: most calls are for pieces
+    /// we hold or fetch (a seed's bitfield, a departing peer's), which only
+    /// change a counter.
+    #[inline]
     fn set_availability(&mut self, index: u32, avail: u32) {
-        let missing = self.state[index as usize] == PieceState::Missing;
-        if missing {
-            self.bucket_remove(index);
+        if self.state[index as usize] == PieceState::Missing {
+            self.rebucket(index, avail);
+        } else {
+            self.availability[index as usize] = avail;
         }
+    }
+
+    /// Moves a `Missing` piece to the bucket of its new availability.
+    fn rebucket(&mut self, index: u32, avail: u32) {
+        self.bucket_remove(index);
         self.availability[index as usize] = avail;
-        if missing {
-            self.bucket_insert(index);
-        }
+        self.bucket_insert(index);
     }
 
     /// Makes `index` `Missing` and files it under its availability.

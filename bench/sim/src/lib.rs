@@ -3,7 +3,8 @@
 //! of thousands of agents, in deterministic virtual time.
 //!
 //! - [`clock`]: virtual time and its mapping onto the torrent's `Instant`s.
-//! - [`events`]: the event queue (time, then insertion order).
+//! - [`events`]: what happens in a run.
+//! - [`queue`]: the event queue (time, then insertion order).
 //! - [`network`]: host capacities and the fair-share flow model.
 //! - [`conn`]: connections and their two FIFO pipes.
 //! - [`host`]: per-host and per-(host, blob) state around each torrent.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod network;
+pub mod queue;
 pub mod report;
 pub mod scenario;
 pub mod sim;

@@ -24,9 +24,7 @@ impl Torrent {
             return self.violation(key, Violation::MalformedBitfield);
         };
         peer.bitfield_seen = true;
-        for index in pieces.ones() {
-            self.gain(key, index);
-        }
+        self.gain_all(key, pieces.ones());
         self.after_gain(now, key);
     }
 
@@ -45,9 +43,8 @@ impl Torrent {
         if self.peers.get(key.0).is_none_or(|p| p.is_seeder()) {
             return;
         }
-        for index in 0..self.picker.len() {
-            self.gain(key, index);
-        }
+        let pieces = 0..self.picker.len();
+        self.gain_all(key, pieces);
         self.after_gain(now, key);
     }
 
@@ -62,6 +59,31 @@ impl Torrent {
             let holder = !peer.am_choking;
             if holder || interested && self.choker.has_free_slot(self.unchoked) {
                 self.rechoke_needed = true;
+            }
+        }
+    }
+
+    /// [`Torrent::gain`] for each of `pieces`, ascending. A peer that is not
+    /// counted for sparing (it chokes us, as every peer does when its
+    /// bitfield arrives, or it is a seed) cannot start counting during the
+    /// loop, so its pieces skip the per-piece checks: a seed's bitfield and
+    /// `Complete` walk every piece of the blob, once per connection.
+    fn gain_all(&mut self, key: PeerKey, pieces: impl Iterator<Item = u32>) {
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
+        if !peer.peer_choking && !peer.is_seeder() {
+            for index in pieces {
+                self.gain(key, index);
+            }
+            return;
+        }
+        for index in pieces {
+            if peer.has.set(index) {
+                if !self.have.get(index) {
+                    peer.wanted += 1;
+                }
+                self.picker.add_availability(index);
             }
         }
     }

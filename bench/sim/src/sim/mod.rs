@@ -31,9 +31,10 @@ use shoal_swarm::{Bitfield, Digest, Metainfo, PeerId};
 use crate::clock::{Clock, SimTime};
 use crate::conn::Conn;
 use crate::error::SimError;
-use crate::events::{BlobId, ConnId, Event, EventQueue, HostId};
+use crate::events::{BlobId, ConnId, Event, HostId};
 use crate::host::{Host, Swarm};
 use crate::network::{Network, Reschedule};
+use crate::queue::EventQueue;
 use crate::scenario::{Params, Plan};
 use crate::tracker::{Announce, SimTracker};
 
