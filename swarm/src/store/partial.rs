@@ -67,9 +67,10 @@ struct Pieces {
     /// streaming client may read them already: its bytes are verified, and
     /// the write is then off its path (a 1 MiB write into this VM's page
     /// cache costs ~1.8 ms of CPU, a third of a piece time on loopback, and
-    /// more when the cores are busy). Peers never see them: the bitfield, announces and uploads go by
-    /// `have`, which is set only once the piece is on disk. Holds the buffers
-    /// the writers hold anyway, so it costs no memory of its own.
+    /// more when the cores are busy). Peers never see them: the bitfield,
+    /// announces and uploads go by `have`, which is set only once the piece
+    /// is on disk. Holds the buffers the writers hold anyway, so it costs no
+    /// memory of its own.
     landing: Vec<(u32, Bytes)>,
 }
 
@@ -191,7 +192,8 @@ impl PartialBlob {
     }
 
     /// Resolves once piece `index` is verified and readable (possibly from
-    /// memory, before it is on disk); fails if the download was aborted ([`PartialBlob::fail`]) before it arrived.
+    /// memory, before it is on disk); fails if the download was aborted
+    /// ([`PartialBlob::fail`]) before it arrived.
     pub async fn wait_piece(&self, index: u32) -> Result<(), StoreError> {
         let count = self.shared.metainfo.piece_count();
         if index >= count {
