@@ -97,6 +97,11 @@ pub struct Host {
     pub swarms: Vec<Option<Swarm>>,
     /// When every blob was complete.
     pub done_at: Option<SimTime>,
+    /// When its first piece of any blob was verified: a late first piece
+    /// means a late start (no unchoke, no peers), not a slow download.
+    pub first_piece_at: Option<SimTime>,
+    /// When half of all its pieces were verified.
+    pub half_at: Option<SimTime>,
     /// Payload bytes this host actually put on the wire.
     pub sent: u64,
 }

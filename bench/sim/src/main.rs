@@ -80,6 +80,23 @@ struct Cli {
     /// Regular unchoke slots [default: ChokerConfig's].
     #[arg(long)]
     unchoke_slots: Option<usize>,
+    /// Seconds between full rechokes [default: ChokerConfig's].
+    #[arg(long)]
+    rechoke_s: Option<f64>,
+    /// Seconds an optimistic unchoke lasts [default: ChokerConfig's].
+    #[arg(long)]
+    optimistic_s: Option<f64>,
+    /// Peers unchoking us we download from at once, 0 = no limit
+    /// [default: TorrentConfig's].
+    #[arg(long)]
+    max_unchokers: Option<usize>,
+    /// Seconds between starved-holder checks, 0 = off [default: ChokerConfig's].
+    #[arg(long)]
+    rebalance_s: Option<f64>,
+    /// Starved-holder threshold, a fraction of the other holders' mean rate
+    /// [default: ChokerConfig's].
+    #[arg(long)]
+    rebalance_ratio: Option<f64>,
     /// Announce interval, seconds [default: the tracker's 3].
     #[arg(long, default_value_t = 3.0)]
     announce_s: f64,
@@ -170,6 +187,21 @@ fn params(cli: &Cli) -> anyhow::Result<Params> {
     }
     if let Some(slots) = cli.unchoke_slots {
         p = p.with_unchoke_slots(slots);
+    }
+    if let Some(s) = cli.rechoke_s {
+        p.torrent.choker.rechoke_interval = seconds("--rechoke-s", s)?;
+    }
+    if let Some(n) = cli.max_unchokers {
+        p.torrent.max_unchokers = n;
+    }
+    if let Some(s) = cli.rebalance_s {
+        p.torrent.choker.rebalance_interval = seconds("--rebalance-s", s)?;
+    }
+    if let Some(r) = cli.rebalance_ratio {
+        p.torrent.choker.rebalance_ratio = r;
+    }
+    if let Some(s) = cli.optimistic_s {
+        p.torrent.choker.optimistic_interval = seconds("--optimistic-s", s)?;
     }
     Ok(p)
 }

@@ -46,6 +46,10 @@ pub struct Report {
     pub ratio_p50: f64,
     /// `max_s / bound_s`: the figure the 1.3x target is about.
     pub ratio_max: f64,
+    /// When the median agent and the slowest 1% reached each milestone:
+    /// tells a straggler that started late from one that fell behind
+    /// mid-transfer or at the end.
+    pub milestones: Milestones,
     /// Bytes the origins sent, as a multiple of F (target <= 1.5).
     pub origin_egress_f: f64,
     /// Bytes agents discarded (duplicates, late blocks), as a multiple of
@@ -63,6 +67,18 @@ pub struct Report {
     pub messages: MessageCounts,
 }
 
+/// Seconds from arrival to each milestone, as `[median agent, mean of the
+/// slowest 1%]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Milestones {
+    /// First verified piece.
+    pub first_piece_s: [f64; 2],
+    /// Half of the pieces verified.
+    pub half_s: [f64; 2],
+    /// Every piece verified.
+    pub complete_s: [f64; 2],
+}
+
 /// The knobs swept when tuning defaults.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tunables {
@@ -74,6 +90,10 @@ pub struct Tunables {
     pub handout: usize,
     /// Regular unchoke slots.
     pub unchoke_slots: usize,
+    /// Seconds between full rechokes.
+    pub rechoke_s: f64,
+    /// Seconds an optimistic unchoke lasts.
+    pub optimistic_s: f64,
     /// Announce interval, seconds.
     pub announce_s: f64,
     /// Connections per blob.
@@ -97,6 +117,7 @@ impl Report {
             done.last().copied().unwrap_or(f64::NAN),
         );
         let nf = f as f64 * f64::from(params.agents);
+        let milestones = start_up(outcome);
         Report {
             scenario: params.scenario.name(),
             agents: params.agents,
@@ -109,6 +130,8 @@ impl Report {
                 pipeline: params.torrent.max_requests_per_peer,
                 handout: params.policy.max_peers,
                 unchoke_slots: params.torrent.choker.upload_slots,
+                rechoke_s: params.torrent.choker.rechoke_interval.as_secs_f64(),
+                optimistic_s: params.torrent.choker.optimistic_interval.as_secs_f64(),
                 announce_s: params.announce_interval.as_secs_f64(),
                 max_peers: params.max_peers,
                 latency_ms: params.latency.as_secs_f64() * 1e3,
@@ -124,6 +147,7 @@ impl Report {
             client_server_s: plan.client_server_s,
             ratio_p50: p50 / plan.bound_s,
             ratio_max: max / plan.bound_s,
+            milestones,
             origin_egress_f: outcome.origin_bytes as f64 / f as f64,
             wasted_nf: outcome.wasted as f64 / nf,
             virtual_s: outcome.end_s,
@@ -151,11 +175,13 @@ impl Report {
             (
                 "tunables",
                 format!(
-                    "block {} KiB, pipeline {}, K {}, slots {}, announce {} s, peers {}, latency {} ms",
+                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, announce {} s, peers {}, latency {} ms",
                     t.block_bytes >> 10,
                     t.pipeline,
                     t.handout,
                     t.unchoke_slots,
+                    t.rechoke_s,
+                    t.optimistic_s,
                     t.announce_s,
                     t.max_peers,
                     t.latency_ms
@@ -184,6 +210,18 @@ impl Report {
                 "ratio to bound p50 / max",
                 format!("{:.3} / {:.3}", self.ratio_p50, self.ratio_max),
             ),
+            (
+                "median / slowest 1%: first piece, half, all",
+                format!(
+                    "{:.3} / {:.3} s, {:.2} / {:.2} s, {:.2} / {:.2} s",
+                    self.milestones.first_piece_s[0],
+                    self.milestones.first_piece_s[1],
+                    self.milestones.half_s[0],
+                    self.milestones.half_s[1],
+                    self.milestones.complete_s[0],
+                    self.milestones.complete_s[1],
+                ),
+            ),
             ("origin egress", format!("{:.3} F", self.origin_egress_f)),
             ("wasted", format!("{:.4} N F", self.wasted_nf)),
             ("virtual time", format!("{:.2} s", self.virtual_s)),
@@ -205,6 +243,31 @@ impl Report {
         rows.iter()
             .map(|(k, v)| format!("{k:<width$}  {v}\n"))
             .collect()
+    }
+}
+
+/// Milestones of the median agent and the mean of the slowest 1% of
+/// completed agents (at least one), NaN when none completed.
+fn start_up(outcome: &Outcome) -> Milestones {
+    let median = |v: &[Option<f64>]| {
+        let mut v: Vec<f64> = v.iter().flatten().copied().collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.5)
+    };
+    let mut done: Vec<usize> = (0..outcome.completion.len())
+        .filter(|&i| outcome.completion[i].is_some())
+        .collect();
+    let at = |i: usize| outcome.completion[i].unwrap_or(f64::NAN);
+    done.sort_by(|&a, &b| at(b).total_cmp(&at(a)));
+    let slowest = &done[..done.len().div_ceil(100)];
+    let mean = |v: &[Option<f64>]| {
+        let sum: f64 = slowest.iter().map(|&i| v[i].unwrap_or(f64::NAN)).sum();
+        sum / slowest.len() as f64
+    };
+    Milestones {
+        first_piece_s: [median(&outcome.first_piece), mean(&outcome.first_piece)],
+        half_s: [median(&outcome.half), mean(&outcome.half)],
+        complete_s: [median(&outcome.completion), mean(&outcome.completion)],
     }
 }
 

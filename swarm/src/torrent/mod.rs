@@ -130,6 +130,8 @@ pub struct Torrent {
     /// Peers we unchoke that are not closing, i.e. slots held: lets an
     /// input ask [`Choker::has_free_slot`] without a pass over all peers.
     unchoked: usize,
+    /// Peers with `accepted` set.
+    accepted: usize,
     timers: TimerTable,
     actions: VecDeque<Action>,
     rng: SmallRng,
@@ -183,6 +185,7 @@ impl Torrent {
             next_seq: 0,
             rechoke_needed: false,
             unchoked: 0,
+            accepted: 0,
             timers: TimerTable::default(),
             actions: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
@@ -227,6 +230,7 @@ impl Torrent {
             return;
         }
         self.release_requests(key);
+        self.unaccept(key);
         let peer = self.peers.remove(key.0);
         if !peer.am_choking && !peer.closing {
             // It held a slot: the slot is free for someone else.
@@ -362,6 +366,8 @@ impl Torrent {
         match self.peers.get_mut(key.0) {
             Some(peer) if !peer.closing => {
                 peer.closing = true;
+                self.unaccept(key);
+                let peer = &mut self.peers[key.0];
                 if !peer.am_choking {
                     self.unchoked -= 1;
                     self.rechoke_needed = true;

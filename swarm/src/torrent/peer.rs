@@ -11,6 +11,9 @@ use crate::rate::RateMeter;
 /// Rates are averaged over this window: a few rechoke periods' worth.
 const RATE_WINDOW: Duration = Duration::from_secs(20);
 
+/// The window of `Peer::up_recent`: two saturated-holder checks.
+const RECENT_WINDOW: Duration = Duration::from_secs(2);
+
 /// One of our requests to a peer: a block of a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BlockRef {
@@ -35,6 +38,8 @@ pub(super) struct Peer {
     pub(super) am_interested: bool,
     /// It refuses to serve us.
     pub(super) peer_choking: bool,
+    /// It unchokes us and counts towards `max_unchokers`.
+    pub(super) accepted: bool,
     /// It wants something we have.
     pub(super) peer_interested: bool,
     /// We emitted Disconnect or Ban: it gets no more messages or requests
@@ -51,6 +56,8 @@ pub(super) struct Peer {
     /// When it last sent us a block or unchoked us, for snub detection.
     pub(super) waiting_since: Instant,
     pub(super) up: RateMeter,
+    /// `up` over a short window, for the choker's saturated-holder check.
+    pub(super) up_recent: RateMeter,
     pub(super) down: RateMeter,
 }
 
@@ -64,6 +71,7 @@ impl Peer {
             wanted: 0,
             am_choking: true,
             am_interested: false,
+            accepted: false,
             peer_choking: true,
             peer_interested: false,
             closing: false,
@@ -72,6 +80,7 @@ impl Peer {
             inbound: 0,
             waiting_since: now,
             up: RateMeter::new(RATE_WINDOW),
+            up_recent: RateMeter::new(RECENT_WINDOW),
             down: RateMeter::new(RATE_WINDOW),
         }
     }
@@ -83,7 +92,10 @@ impl Peer {
 
     /// True if we may send it requests now.
     pub(super) fn can_request(&self) -> bool {
-        !self.closing && !self.peer_choking && self.outstanding.len() < self.pipeline
+        !self.closing
+            && !self.peer_choking
+            && self.am_interested
+            && self.outstanding.len() < self.pipeline
     }
 
     /// Forgets our request for `block`; false if it was not outstanding.

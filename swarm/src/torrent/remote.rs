@@ -130,7 +130,10 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(key.0) else {
             return;
         };
-        let want = peer.wanted > 0 && !complete && !peer.closing;
+        let room = peer.accepted
+            || self.config.max_unchokers == 0
+            || self.accepted < self.config.max_unchokers;
+        let want = peer.wanted > 0 && !complete && !peer.closing && room;
         if want != peer.am_interested {
             peer.am_interested = want;
             let message = if want {
@@ -139,6 +142,49 @@ impl Torrent {
                 Message::NotInterested
             };
             self.send(key, message);
+        }
+    }
+
+    /// Counts `key`, which just unchoked us, towards `max_unchokers` if we
+    /// want something from it and there is room, and otherwise tells it
+    /// NotInterested; refreshes everyone's interest when the limit fills.
+    pub(super) fn accept(&mut self, key: PeerKey) {
+        let limit = self.config.max_unchokers;
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
+        let full = limit > 0 && self.accepted >= limit;
+        if peer.accepted || peer.wanted == 0 || self.have.is_complete() || full {
+            return self.update_interest(key);
+        }
+        peer.accepted = true;
+        self.accepted += 1;
+        if self.accepted == limit {
+            self.refresh_interest();
+        }
+    }
+
+    /// `key` no longer unchokes us (choked us, or is closing).
+    pub(super) fn unaccept(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
+        if !std::mem::take(&mut peer.accepted) {
+            return;
+        }
+        self.accepted -= 1;
+        if self.accepted + 1 == self.config.max_unchokers {
+            self.refresh_interest();
+        }
+    }
+
+    /// [`Torrent::update_interest`] for every peer: O(peers), once per
+    /// filling or freeing of the last unchoker place.
+    fn refresh_interest(&mut self) {
+        for k in 0..self.peers.capacity() {
+            if self.peers.contains(k) {
+                self.update_interest(PeerKey(k));
+            }
         }
     }
 

@@ -236,6 +236,7 @@ impl Torrent {
             }
             peer.peer_choking = true;
         }
+        self.unaccept(key);
         self.release_requests(key);
         self.fill_all(now, &[key]);
     }
@@ -249,6 +250,7 @@ impl Torrent {
             peer.peer_choking = false;
             peer.waiting_since = now;
         }
+        self.accept(key);
         self.fill(now, key);
     }
 

@@ -53,6 +53,7 @@ impl Torrent {
             return self.disconnect(key, DisconnectReason::RequestFlood(limit));
         }
         peer.up.record(now, u64::from(block.length));
+        peer.up_recent.record(now, u64::from(block.length));
         self.uploaded += u64::from(block.length);
         self.actions.push_back(Action::Serve { peer: key, block });
     }
@@ -73,6 +74,7 @@ impl Torrent {
                     interested: p.peer_interested,
                     rate_from_peer: p.down.rate(now),
                     rate_to_peer: p.up.rate(now),
+                    recent_rate_to_peer: p.up_recent.rate(now),
                     connected_at: p.connected_at,
                     unchoked: !p.am_choking,
                     snubbed: choker_config.is_snubbed(now, waiting.then_some(p.waiting_since)),

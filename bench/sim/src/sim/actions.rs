@@ -42,11 +42,31 @@ impl Sim {
                         self.close_end(conn, host);
                     }
                 }
-                Action::PieceVerified { .. } => {}
+                Action::PieceVerified { .. } => self.on_piece_verified(host),
                 Action::Completed => self.on_completed(host, blob),
             }
         }
         self.rearm(host, blob);
+    }
+
+    /// Records the start-up milestones the report compares stragglers by.
+    fn on_piece_verified(&mut self, host: HostId) {
+        let now = self.now;
+        let h = &mut self.hosts[host as usize];
+        h.first_piece_at.get_or_insert(now);
+        if h.half_at.is_none() {
+            let (have, total) = h
+                .swarms
+                .iter()
+                .flatten()
+                .map(|s| s.torrent.bitfield())
+                .fold((0, 0), |(have, total), b| {
+                    (have + b.count(), total + b.len())
+                });
+            if 2 * have >= total {
+                h.half_at = Some(now);
+            }
+        }
     }
 
     /// Every piece of `blob` is verified: the host may be done, and it

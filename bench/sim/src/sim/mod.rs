@@ -44,6 +44,11 @@ pub struct Outcome {
     /// Per agent: completion time from its arrival, None if it never
     /// completed (left, or the run hit its time limit).
     pub completion: Vec<Option<f64>>,
+    /// Per agent, in the same order: its first verified piece, seconds
+    /// from its arrival.
+    pub first_piece: Vec<Option<f64>>,
+    /// Per agent: when half its pieces were verified, from its arrival.
+    pub half: Vec<Option<f64>>,
     /// Agents that left mid-transfer.
     pub departed: u32,
     /// Payload bytes sent by origins.
@@ -130,6 +135,8 @@ impl Sim {
                 departed: false,
                 swarms: (0..plan.blobs.len()).map(|_| None).collect(),
                 done_at: None,
+                first_piece_at: None,
+                half_at: None,
                 sent: 0,
             });
         }
@@ -370,6 +377,8 @@ impl Sim {
 
     fn outcome(self, timed_out: bool) -> Outcome {
         let mut completion = Vec::new();
+        let mut first_piece = Vec::new();
+        let mut half = Vec::new();
         let (mut origin_bytes, mut agent_bytes, mut wasted, mut departed) = (0, 0, 0, 0);
         for h in &self.hosts {
             if h.origin {
@@ -384,7 +393,10 @@ impl Sim {
                 .flatten()
                 .map(|s| s.torrent.stats().wasted)
                 .sum::<u64>();
-            completion.push(h.done_at.map(|t| t.as_secs_f64() - h.join_at.as_secs_f64()));
+            let since_join = |t: SimTime| t.as_secs_f64() - h.join_at.as_secs_f64();
+            completion.push(h.done_at.map(since_join));
+            first_piece.push(h.first_piece_at.map(since_join));
+            half.push(h.half_at.map(since_join));
         }
         let pending = completion
             .iter()
@@ -392,6 +404,8 @@ impl Sim {
             .any(|(c, h)| c.is_none() && !h.departed);
         Outcome {
             completion,
+            first_piece,
+            half,
             departed,
             origin_bytes,
             agent_bytes,

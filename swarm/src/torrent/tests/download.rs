@@ -435,3 +435,45 @@ fn pieces_waiting_for_verification_hold_back_new_requests() {
         "one piece ({last}) waits: requests resume"
     );
 }
+
+#[test]
+fn past_max_unchokers_interest_goes_only_to_the_peers_that_unchoke_us() {
+    let config = TorrentConfig {
+        max_unchokers: 2,
+        ..TorrentConfig::default()
+    };
+    let mut h = Harness::build(8, 0, Bitfield::new(8), config, 1);
+    let full = Bitfield::full(8);
+    let bitfield = || Message::Bitfield(Bytes::copy_from_slice(Bitfield::full(8).as_bytes()));
+    let waiting = h.connect(3);
+    assert_eq!(
+        sent(&h.msg(waiting, bitfield()), waiting),
+        vec![Message::Interested]
+    );
+    let (a, actions) = h.connect_unchoked(1, &full);
+    assert!(!requests(&actions, a).is_empty());
+    assert!(sent(&actions, waiting).is_empty(), "one place left");
+    let (b, actions) = h.connect_unchoked(2, &full);
+    assert!(!requests(&actions, b).is_empty());
+    assert_eq!(
+        sent(&actions, waiting),
+        vec![Message::NotInterested],
+        "both places taken: its slot is better spent elsewhere"
+    );
+
+    let late = h.connect(4);
+    assert!(sent(&h.msg(late, bitfield()), late).is_empty());
+    let actions = h.msg(late, Message::Unchoke);
+    assert!(
+        requests(&actions, late).is_empty(),
+        "an unchoke past the limit is not used"
+    );
+
+    let actions = h.msg(a, Message::Choke);
+    assert_eq!(sent(&actions, waiting), vec![Message::Interested]);
+    assert!(
+        sent(&actions, late).contains(&Message::Interested),
+        "it unchokes us: interest returns and a place is free"
+    );
+    assert!(!requests(&actions, late).is_empty());
+}
