@@ -94,6 +94,10 @@ pub struct Tunables {
     pub rechoke_s: f64,
     /// Seconds an optimistic unchoke lasts.
     pub optimistic_s: f64,
+    /// Seconds between saturated-holder checks, 0 when off.
+    pub rebalance_s: f64,
+    /// Unchokers a leecher downloads from at once, 0 for no limit.
+    pub max_unchokers: usize,
     /// Announce interval, seconds.
     pub announce_s: f64,
     /// Connections per blob.
@@ -132,6 +136,8 @@ impl Report {
                 unchoke_slots: params.torrent.choker.upload_slots,
                 rechoke_s: params.torrent.choker.rechoke_interval.as_secs_f64(),
                 optimistic_s: params.torrent.choker.optimistic_interval.as_secs_f64(),
+                rebalance_s: params.torrent.choker.rebalance_interval.as_secs_f64(),
+                max_unchokers: params.torrent.max_unchokers,
                 announce_s: params.announce_interval.as_secs_f64(),
                 max_peers: params.max_peers,
                 latency_ms: params.latency.as_secs_f64() * 1e3,
@@ -175,13 +181,15 @@ impl Report {
             (
                 "tunables",
                 format!(
-                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, announce {} s, peers {}, latency {} ms",
+                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, rebalance {} s, unchokers {}, announce {} s, peers {}, latency {} ms",
                     t.block_bytes >> 10,
                     t.pipeline,
                     t.handout,
                     t.unchoke_slots,
                     t.rechoke_s,
                     t.optimistic_s,
+                    t.rebalance_s,
+                    t.max_unchokers,
                     t.announce_s,
                     t.max_peers,
                     t.latency_ms
