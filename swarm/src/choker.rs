@@ -57,8 +57,9 @@ pub struct ChokerConfig {
     /// crowd slots are taken first come, first served and a full rechoke
     /// comes too late to matter, so some peers end up served by many
     /// uploaders and others by few; moving slots away from the saturated
-    /// ones evens that out (simulator, bench/sim/RESULTS.md: p99 1.24 ->
-    /// 1.10 bounds at 1,000 agents x 1 GiB, with `max_unchokers`). 1 s.
+    /// ones evens that out (simulator, bench/sim/RESULTS.md, 1,000 agents x
+    /// 1 GiB with `max_unchokers`: p99 1.24 -> 1.15 bounds, slowest agent
+    /// 1.36 -> 1.22). 1 s.
     pub rebalance_interval: Duration,
     /// A holder is saturated when we send to it at less than this fraction
     /// of the mean rate to the other holders: more uploaders share its

@@ -58,11 +58,12 @@ pub struct TorrentConfig {
     /// uploaders serve; when one of ours chokes us or leaves, interest
     /// returns. Without it the first-come slots of a flash crowd leave some
     /// peers with 3 uploaders and others with 8, and the first finish late
-    /// (simulator, bench/sim/RESULTS.md: slowest agent 1.60 -> 1.24 bounds
-    /// at 1,000 agents x 1 GiB, 1.39 -> 1.19 at 100). 5: every uploader
+    /// (simulator, bench/sim/RESULTS.md, 1,000 agents x 1 GiB: slowest
+    /// agent 1.63 -> 1.36 bounds, 1.22 with the choker's saturated-holder
+    /// check; 1.94 -> 1.25 at 10,000). 5: every uploader
     /// has 4 regular slots and an optimistic one, so in a swarm of equals
-    /// 5 uploaders is each peer's fair share; 4 starves the swarm, 6 barely
-    /// evens it out.
+    /// 5 uploaders is each peer's fair share; 4 starves the swarm (1.59),
+    /// 6 lets the spread back in (1.68).
     pub max_unchokers: usize,
     /// Pieces from a client's stream position that go before anything else,
     /// so a streaming read waits on as few pieces as possible. 4.
