@@ -473,6 +473,11 @@ mod tests {
             .collect()
     }
 
+    /// `n` old peers, interested, that nothing has been sent to or from.
+    fn idle(n: usize, t0: Instant) -> Vec<ChokeCandidate> {
+        (0..n).map(|i| peer(i, 0, 0, t0 - 60 * SEC)).collect()
+    }
+
     fn regulars(choker: &Choker, peers: &[ChokeCandidate]) -> BTreeSet<usize> {
         let mut set = unchoked(peers);
         if let Some(o) = choker.optimistic() {
@@ -537,7 +542,7 @@ mod tests {
         let t0 = start();
         let mut rng = SmallRng::seed_from_u64(7);
         let mut choker = Choker::new(config(3), t0);
-        let mut peers: Vec<_> = (0..6).map(|i| peer(i, 0, 0, t0 - 60 * SEC)).collect();
+        let mut peers = idle(6, t0);
         step(&mut choker, t0, &mut peers, false, &mut rng);
         let holders = regulars(&choker, &peers);
         assert_eq!(holders.len(), 3);
@@ -568,7 +573,7 @@ mod tests {
         let t0 = start();
         let mut rng = SmallRng::seed_from_u64(8);
         let mut choker = Choker::new(config(3), t0);
-        let mut peers: Vec<_> = (0..6).map(|i| peer(i, 0, 0, t0 - 60 * SEC)).collect();
+        let mut peers = idle(6, t0);
         for p in &mut peers {
             p.interested = false;
         }

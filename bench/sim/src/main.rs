@@ -90,10 +90,10 @@ struct Cli {
     /// [default: TorrentConfig's].
     #[arg(long)]
     max_unchokers: Option<usize>,
-    /// Seconds between starved-holder checks, 0 = off [default: ChokerConfig's].
+    /// Seconds between saturated-holder checks, 0 = off [default: ChokerConfig's].
     #[arg(long)]
     rebalance_s: Option<f64>,
-    /// Starved-holder threshold, a fraction of the other holders' mean rate
+    /// Saturated-holder threshold, a fraction of the other holders' mean rate
     /// [default: ChokerConfig's].
     #[arg(long)]
     rebalance_ratio: Option<f64>,

@@ -109,8 +109,7 @@ pub struct Tunables {
 impl Report {
     /// Summarises a finished run.
     pub fn new(params: &Params, plan: &Plan, outcome: &Outcome, wall_s: f64) -> Report {
-        let mut done: Vec<f64> = outcome.completion.iter().flatten().copied().collect();
-        done.sort_by(f64::total_cmp);
+        let done = sorted(&outcome.completion);
         let f = plan.blobs.iter().sum::<u64>();
         let origins = plan.hosts.iter().filter(|h| h.origin).count() as u32;
         let incomplete =
@@ -257,11 +256,7 @@ impl Report {
 /// Milestones of the median agent and the mean of the slowest 1% of
 /// completed agents (at least one), NaN when none completed.
 fn start_up(outcome: &Outcome) -> Milestones {
-    let median = |v: &[Option<f64>]| {
-        let mut v: Vec<f64> = v.iter().flatten().copied().collect();
-        v.sort_by(f64::total_cmp);
-        percentile(&v, 0.5)
-    };
+    let median = |v: &[Option<f64>]| percentile(&sorted(v), 0.5);
     let mut done: Vec<usize> = (0..outcome.completion.len())
         .filter(|&i| outcome.completion[i].is_some())
         .collect();
@@ -277,6 +272,13 @@ fn start_up(outcome: &Outcome) -> Milestones {
         half_s: [median(&outcome.half), mean(&outcome.half)],
         complete_s: [median(&outcome.completion), mean(&outcome.completion)],
     }
+}
+
+/// The values present, ascending.
+fn sorted(values: &[Option<f64>]) -> Vec<f64> {
+    let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 /// Nearest-rank percentile of sorted values; NaN when empty.

@@ -127,12 +127,11 @@ impl Torrent {
     /// we are interested while it has a piece we have not verified.
     pub(super) fn update_interest(&mut self, key: PeerKey) {
         let complete = self.have.is_complete();
+        let unchokers_full = self.unchokers_full();
         let Some(peer) = self.peers.get_mut(key.0) else {
             return;
         };
-        let room = peer.accepted
-            || self.config.max_unchokers == 0
-            || self.accepted < self.config.max_unchokers;
+        let room = peer.accepted || !unchokers_full;
         let want = peer.wanted > 0 && !complete && !peer.closing && room;
         if want != peer.am_interested {
             peer.am_interested = want;
@@ -149,19 +148,24 @@ impl Torrent {
     /// want something from it and there is room, and otherwise tells it
     /// NotInterested; refreshes everyone's interest when the limit fills.
     pub(super) fn accept(&mut self, key: PeerKey) {
-        let limit = self.config.max_unchokers;
+        let full = self.unchokers_full();
         let Some(peer) = self.peers.get_mut(key.0) else {
             return;
         };
-        let full = limit > 0 && self.accepted >= limit;
         if peer.accepted || peer.wanted == 0 || self.have.is_complete() || full {
             return self.update_interest(key);
         }
         peer.accepted = true;
         self.accepted += 1;
-        if self.accepted == limit {
+        if self.unchokers_full() {
             self.refresh_interest();
         }
+    }
+
+    /// Whether `max_unchokers` peers are accepted (never, without a limit).
+    fn unchokers_full(&self) -> bool {
+        let limit = self.config.max_unchokers;
+        limit > 0 && self.accepted >= limit
     }
 
     /// `key` no longer unchokes us (choked us, or is closing).
