@@ -7,15 +7,15 @@
 use std::collections::VecDeque;
 
 use shoal_swarm::PeerKey;
-use shoal_swarm::wire::{BlockRange, Message};
+use shoal_swarm::wire::BlockRange;
 
-use crate::events::{BlobId, HostId};
+use crate::events::{BlobId, HostId, Wire};
 
 /// What a pipe has to send.
 #[derive(Debug)]
 pub enum Outgoing {
     /// A control message: it takes no bandwidth, only the one-way latency.
-    Message(Message),
+    Message(Wire),
     /// A block to send as a `Piece` frame: a flow in the network model.
     Serve(BlockRange),
 }

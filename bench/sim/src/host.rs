@@ -93,8 +93,6 @@ pub struct Host {
     pub active: bool,
     /// Left before the run ended.
     pub departed: bool,
-    /// One swarm per blob, `None` before joining and after leaving.
-    pub swarms: Vec<Option<Swarm>>,
     /// When every blob was complete.
     pub done_at: Option<SimTime>,
     /// When its first piece of any blob was verified: a late first piece

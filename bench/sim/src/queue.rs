@@ -47,6 +47,12 @@ pub struct EventQueue {
     due: VecDeque<Entry>,
     /// `buckets[level * DIGITS + digit]`.
     buckets: Vec<Vec<Entry>>,
+    /// Emptied bucket vectors, handed to the next bucket that fills. A
+    /// bucket keeping its own vector would hold on to the most it ever
+    /// held: over 2,048 buckets that was most of a 10,000-agent run's
+    /// memory (117 of 150 MB of heap at 200 agents), and the fresh pages
+    /// cost 10% of its time in the kernel.
+    spare: Vec<Vec<Entry>>,
     /// Per level, bit `digit` set when that bucket holds entries.
     occupied: [[u64; WORDS]; LEVELS],
     /// Bit `level` set when any bucket of that level holds entries.
@@ -62,6 +68,7 @@ impl Default for EventQueue {
         EventQueue {
             due: VecDeque::new(),
             buckets: (0..LEVELS * DIGITS).map(|_| Vec::new()).collect(),
+            spare: Vec::new(),
             occupied: [[0; WORDS]; LEVELS],
             levels: 0,
             last: 0,
@@ -118,7 +125,13 @@ impl EventQueue {
         }
         let level = ((u64::BITS - 1 - differ.leading_zeros()) / DIGIT_BITS) as usize;
         let digit = ((entry.at >> (level as u32 * DIGIT_BITS)) as usize) & (DIGITS - 1);
-        self.buckets[level * DIGITS + digit].push(entry);
+        let bucket = &mut self.buckets[level * DIGITS + digit];
+        if bucket.capacity() == 0
+            && let Some(spare) = self.spare.pop()
+        {
+            *bucket = spare;
+        }
+        bucket.push(entry);
         self.occupied[level][digit / 64] |= 1 << (digit % 64);
         self.levels |= 1 << level;
     }
@@ -143,8 +156,8 @@ impl EventQueue {
         for entry in entries.drain(..) {
             self.file(entry);
         }
-        // Keep the allocation for the next time this bucket fills.
-        self.buckets[level * DIGITS + digit] = entries;
+        // Keep the allocation for whichever bucket fills next.
+        self.spare.push(entries);
         // Entries reach a bucket both from pushes and from refills of
         // higher levels, so a bucket is not in sequence order.
         self.due.make_contiguous().sort_unstable_by_key(|e| e.seq);

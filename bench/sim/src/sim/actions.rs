@@ -23,7 +23,7 @@ impl Sim {
             match action {
                 Action::Send { peer, message } => {
                     if let Some(conn) = swarm.conn_of(peer) {
-                        self.enqueue(conn, host, Outgoing::Message(message));
+                        self.enqueue(conn, host, Outgoing::Message(message.into()));
                     }
                 }
                 Action::Serve { peer, block } => {
@@ -55,8 +55,8 @@ impl Sim {
         let h = &mut self.hosts[host as usize];
         h.first_piece_at.get_or_insert(now);
         if h.half_at.is_none() {
-            let (have, total) = h
-                .swarms
+            let (have, total) = self
+                .swarms_of(host)
                 .iter()
                 .flatten()
                 .map(|s| s.torrent.bitfield())
@@ -64,7 +64,7 @@ impl Sim {
                     (have + b.count(), total + b.len())
                 });
             if 2 * have >= total {
-                h.half_at = Some(now);
+                self.hosts[host as usize].half_at = Some(now);
             }
         }
     }
@@ -87,11 +87,11 @@ impl Sim {
                 generation,
             },
         );
-        let h = &mut self.hosts[host as usize];
-        let all = h
-            .swarms
+        let all = self
+            .swarms_of(host)
             .iter()
             .all(|s| s.as_ref().is_some_and(|s| s.completed_at.is_some()));
+        let h = &mut self.hosts[host as usize];
         if all && h.done_at.is_none() && !h.origin {
             h.done_at = Some(now);
             self.settled += 1;

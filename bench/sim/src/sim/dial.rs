@@ -10,12 +10,9 @@ use crate::events::{BlobId, ConnId, Event, HostId};
 
 impl Sim {
     /// The tracker's answer: queue unknown peers and dial up to the limit.
-    pub(super) fn on_handout(&mut self, host: HostId, blob: BlobId, peers: Vec<HostId>) {
-        let Some(swarm) = self.hosts[host as usize]
-            .swarms
-            .get_mut(usize::from(blob))
-            .and_then(Option::as_mut)
-        else {
+    pub(super) fn on_handout(&mut self, host: HostId, blob: BlobId, peers: Box<[HostId]>) {
+        let slot = self.slot(host, blob);
+        let Some(swarm) = self.swarms.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
         for peer in peers {
@@ -32,11 +29,8 @@ impl Sim {
     pub(super) fn dial_more(&mut self, host: HostId, blob: BlobId) {
         let limit = self.params.max_peers;
         loop {
-            let Some(swarm) = self.hosts[host as usize]
-                .swarms
-                .get_mut(usize::from(blob))
-                .and_then(Option::as_mut)
-            else {
+            let slot = self.slot(host, blob);
+            let Some(swarm) = self.swarms.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
             if swarm.connections + swarm.dialing >= limit {

@@ -90,6 +90,12 @@ pub struct Sim {
     net: Network,
     tracker: SimTracker,
     hosts: Vec<Host>,
+    /// One swarm per (host, blob) at `host * blobs + blob`, `None` before
+    /// joining and after leaving. One flat table rather than a vector per
+    /// host: an event reaches its torrent with one cache miss fewer.
+    swarms: Vec<Option<Swarm>>,
+    /// Blobs in the run.
+    blobs: usize,
     conns: Vec<Conn>,
     /// Connected or dialing pairs per blob, smaller host first.
     pairs: HashMap<(HostId, HostId, BlobId), ConnId>,
@@ -133,7 +139,6 @@ impl Sim {
                 leave_at: h.leave_at,
                 active: false,
                 departed: false,
-                swarms: (0..plan.blobs.len()).map(|_| None).collect(),
                 done_at: None,
                 first_piece_at: None,
                 half_at: None,
@@ -159,6 +164,8 @@ impl Sim {
             queue,
             net,
             tracker,
+            swarms: (0..hosts.len() * plan.blobs.len()).map(|_| None).collect(),
+            blobs: plan.blobs.len(),
             hosts,
             conns: Vec::new(),
             pairs: HashMap::new(),
@@ -232,12 +239,24 @@ impl Sim {
         self.clock.instant(self.now)
     }
 
+    /// Index of (host, blob) in `swarms`; out of range for a bad blob.
+    fn slot(&self, host: HostId, blob: BlobId) -> usize {
+        let blob = usize::from(blob);
+        if blob >= self.blobs {
+            return usize::MAX;
+        }
+        host as usize * self.blobs + blob
+    }
+
     fn swarm_mut(&mut self, host: HostId, blob: BlobId) -> Option<&mut Swarm> {
-        self.hosts
-            .get_mut(host as usize)?
-            .swarms
-            .get_mut(usize::from(blob))?
-            .as_mut()
+        let slot = self.slot(host, blob);
+        self.swarms.get_mut(slot)?.as_mut()
+    }
+
+    /// Every blob's swarm slot of `host`.
+    fn swarms_of(&self, host: HostId) -> &[Option<Swarm>] {
+        let start = host as usize * self.blobs;
+        &self.swarms[start..start + self.blobs]
     }
 
     /// An agent starts pulling every blob; an origin starts seeding.
@@ -261,7 +280,7 @@ impl Sim {
                 now,
                 seed,
             );
-            h.swarms[b] = Some(Swarm::new(torrent));
+            self.swarms[host as usize * self.blobs + b] = Some(Swarm::new(torrent));
         }
         let blobs = self.metainfo.len() as BlobId;
         for blob in 0..blobs {
@@ -299,7 +318,11 @@ impl Sim {
         let peers = self.tracker.announce(self.now, usize::from(blob), who);
         let rtt = self.latency * 2;
         self.queue
-            .push(self.now.after(rtt), Event::Handout { host, blob, peers });
+            .push(self.now.after(rtt), Event::Handout {
+                host,
+                blob,
+                peers: peers.into_boxed_slice(),
+            });
         let next = self.now.after(self.params.announce_interval);
         self.queue.push(
             next,
@@ -349,7 +372,11 @@ impl Sim {
         }
         h.active = false;
         h.departed = true;
-        let swarms: Vec<Swarm> = h.swarms.iter_mut().filter_map(Option::take).collect();
+        let start = host as usize * self.blobs;
+        let swarms: Vec<Swarm> = self.swarms[start..start + self.blobs]
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for swarm in swarms {
             for conn in swarm.by_key.iter().flatten() {
                 self.drop_end(*conn, host);
@@ -380,15 +407,15 @@ impl Sim {
         let mut first_piece = Vec::new();
         let mut half = Vec::new();
         let (mut origin_bytes, mut agent_bytes, mut wasted, mut departed) = (0, 0, 0, 0);
-        for h in &self.hosts {
+        for (i, h) in self.hosts.iter().enumerate() {
             if h.origin {
                 origin_bytes += h.sent;
                 continue;
             }
             agent_bytes += h.sent;
             departed += u32::from(h.departed);
-            wasted += h
-                .swarms
+            wasted += self
+                .swarms_of(i as HostId)
                 .iter()
                 .flatten()
                 .map(|s| s.torrent.stats().wasted)

@@ -3,24 +3,17 @@
 //! its head is a flow of the network model, and when it is fully sent the
 //! sender's torrent hears `handle_served` (as the session's writer task
 //! reports a block handed to the socket) and the `Piece` arrives one
-//! latency later. Piece payloads are slices of one static zero buffer: the
-//! torrent checks their length, and with `assemble_payload` off never
-//! copies them.
+//! latency later.
 
-use bytes::Bytes;
-use shoal_swarm::torrent::MAX_BLOCK_SIZE;
 use shoal_swarm::wire::Message;
 
 use super::Sim;
 use crate::conn::Outgoing;
-use crate::events::{ConnId, Event, HostId};
+use crate::events::{ConnId, Event, HostId, Wire};
 
 /// Bytes a piece frame adds to its payload on the wire: length prefix,
 /// type, header length and the small protobuf header.
 pub(super) const PIECE_FRAME_OVERHEAD: u64 = 17;
-
-/// Every simulated block's bytes.
-static ZEROS: [u8; MAX_BLOCK_SIZE as usize] = [0; MAX_BLOCK_SIZE as usize];
 
 impl Sim {
     /// Queues `outgoing` on `host`'s pipe of `conn` and starts it moving if
@@ -121,18 +114,12 @@ impl Sim {
         };
         let (sender, blob, key) = (c.ends[usize::from(from)], c.blob, c.key(from));
         self.hosts[sender as usize].sent += u64::from(block.length);
-        let data = Bytes::from_static(&ZEROS[..block.length as usize]);
-        let message = Message::Piece {
-            index: block.index,
-            begin: block.begin,
-            data,
-        };
         self.queue.push(
             self.now.after(self.latency),
             Event::Deliver {
                 conn,
                 from,
-                message,
+                message: Wire::Piece(block),
             },
         );
         if let Some(key) = key {
@@ -151,7 +138,7 @@ impl Sim {
     }
 
     /// A message arrives at the other end, if that end is still open.
-    pub(super) fn on_deliver(&mut self, conn: ConnId, from: u8, message: Message) {
+    pub(super) fn on_deliver(&mut self, conn: ConnId, from: u8, message: Wire) {
         let c = &self.conns[conn as usize];
         let to = 1 - from;
         let (Some(key), host, blob) = (c.key(to), c.ends[usize::from(to)], c.blob) else {
@@ -159,14 +146,14 @@ impl Sim {
         };
         let counts = &mut self.messages;
         match message {
-            Message::Have(_) => counts.have += 1,
-            Message::Request(_) => counts.request += 1,
-            Message::Piece { .. } => counts.piece += 1,
-            _ => counts.other += 1,
+            Wire::Have(_) => counts.have += 1,
+            Wire::Request(_) => counts.request += 1,
+            Wire::Piece(_) => counts.piece += 1,
+            Wire::Other(_) => counts.other += 1,
         }
         let now = self.instant();
         if let Some(swarm) = self.swarm_mut(host, blob) {
-            swarm.torrent.handle_message(now, key, message);
+            swarm.torrent.handle_message(now, key, Message::from(message));
             self.drain(host, blob);
         }
     }
