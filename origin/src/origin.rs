@@ -10,6 +10,7 @@ use std::time::Duration;
 use shoal_swarm::session::{Session, SessionConfig, SessionError};
 use shoal_swarm::store::{Store, StoreError};
 use shoal_swarm::tls::{Tls, TlsAcceptor};
+use shoal_swarm::torrent::TorrentConfig;
 use shoal_telemetry::ReadyFlag;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -83,6 +84,11 @@ impl Origin {
                 listen: settings.peer_listen,
                 upload_limit: settings.upload_limit,
                 tls: settings.tls.clone().filter(Tls::peer),
+                // The origins' upload is what the swarm exists to save.
+                torrent: TorrentConfig {
+                    spread_first: true,
+                    ..TorrentConfig::default()
+                },
                 ..SessionConfig::default()
             },
             store,

@@ -43,7 +43,11 @@ pub enum Event {
     /// The acceptor's handshake reaches the dialer (`ends[0]`).
     Established { conn: ConnId },
     /// A message sent by `ends[from]` arrives at the other end.
-    Deliver { conn: ConnId, from: u8, message: Wire },
+    Deliver {
+        conn: ConnId,
+        from: u8,
+        message: Wire,
+    },
     /// The block in transit on pipe `from` of `conn` is fully sent, unless
     /// `version` is stale.
     FlowDone {

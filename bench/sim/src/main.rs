@@ -127,6 +127,10 @@ struct Cli {
     /// What-if: control messages skip queued blocks (production: FIFO).
     #[arg(long)]
     control_first: bool,
+    /// Whether origins serve every piece once before any twice
+    /// (production's origins do).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    origin_spread: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -166,6 +170,7 @@ fn params(cli: &Cli) -> anyhow::Result<Params> {
             .map(|s| seconds("--max-virtual-s", s))
             .transpose()?,
         control_first: cli.control_first,
+        origin_spread: cli.origin_spread,
         ..Params::default()
     };
     if let Some(mib) = cli.piece_mib {

@@ -104,6 +104,8 @@ pub struct Tunables {
     pub max_peers: u32,
     /// One-way latency, milliseconds.
     pub latency_ms: f64,
+    /// Origins serve every piece once before any twice.
+    pub origin_spread: bool,
 }
 
 impl Report {
@@ -140,6 +142,7 @@ impl Report {
                 announce_s: params.announce_interval.as_secs_f64(),
                 max_peers: params.max_peers,
                 latency_ms: params.latency.as_secs_f64() * 1e3,
+                origin_spread: params.origin_spread,
             },
             seed: params.seed,
             completed: done.len(),
@@ -180,7 +183,7 @@ impl Report {
             (
                 "tunables",
                 format!(
-                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, rebalance {} s, unchokers {}, announce {} s, peers {}, latency {} ms",
+                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, rebalance {} s, unchokers {}, announce {} s, peers {}, latency {} ms, origin spread {}",
                     t.block_bytes >> 10,
                     t.pipeline,
                     t.handout,
@@ -191,7 +194,8 @@ impl Report {
                     t.max_unchokers,
                     t.announce_s,
                     t.max_peers,
-                    t.latency_ms
+                    t.latency_ms,
+                    t.origin_spread
                 ),
             ),
             ("seed", self.seed.to_string()),

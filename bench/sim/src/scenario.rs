@@ -111,6 +111,9 @@ pub struct Params {
     /// connection, as a writer with a priority lane for control frames
     /// would. Measures what head-of-line blocking costs.
     pub control_first: bool,
+    /// Origins serve every piece once before any twice
+    /// (`TorrentConfig::spread_first`), as production's origins do.
+    pub origin_spread: bool,
 }
 
 impl Default for Params {
@@ -142,6 +145,7 @@ impl Default for Params {
             hash_bytes_per_s: 1024.0 * 1024.0 * 1024.0,
             max_time: None,
             control_first: false,
+            origin_spread: true,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `remote`: what peers tell us they have, and our interest in them.
 //! - `requests`: our requests: pipelining, end-game, timeouts, blocks in.
 //! - `sparing`: which pieces a seed may be asked for.
+//! - `spread`: a seed serving each piece once before any twice.
 //! - `upload`: their requests, and choking.
 //! - `verify`: hash results, bans, completion.
 //! - `timer`: the timer table behind [`Torrent::poll_timeout`].
@@ -20,6 +21,7 @@ mod reason;
 mod remote;
 mod requests;
 mod sparing;
+mod spread;
 mod timer;
 mod upload;
 mod verify;
@@ -38,7 +40,8 @@ use slab::Slab;
 
 pub use action::{Action, TorrentStats, VerifyResult};
 pub use config::{
-    ENDGAME_MAX_REQUESTERS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, TIMEOUT_PER_MIB, TorrentConfig,
+    ENDGAME_MAX_REQUESTERS, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, REFUSAL_TTL, TIMEOUT_PER_MIB,
+    TorrentConfig,
 };
 pub use peer::PeerStats;
 pub use reason::{DisconnectReason, Violation};
@@ -53,6 +56,7 @@ use crate::wire::Message;
 use peer::Peer;
 use pieces::Download;
 use sparing::Sparing;
+use spread::Spread;
 use timer::{Timer, TimerTable};
 use verify::Failures;
 
@@ -119,6 +123,8 @@ pub struct Torrent {
     single_source: Bitfield,
     /// Which pieces seeds may be asked for (see `sparing`).
     sparing: Sparing,
+    /// Who got each piece first, with `spread_first` (see `spread`).
+    spread: Option<Spread>,
     /// Request deadlines in issue order, which is deadline order since every
     /// request has the same timeout.
     deadlines: VecDeque<Deadline>,
@@ -172,6 +178,7 @@ impl Torrent {
             downloads: (0..pieces).map(|_| None).collect(),
             single_source: Bitfield::new(pieces),
             sparing: Sparing::new(pieces),
+            spread: config.spread_first.then(|| Spread::new(pieces)),
             metainfo,
             config,
             our_id,
@@ -241,6 +248,9 @@ impl Torrent {
             self.ids.remove(&peer.id);
         }
         self.picker.remove_bitfield(&peer.has);
+        if let Some(spread) = self.spread.as_mut().filter(|s| !s.is_done()) {
+            spread.forget(key);
+        }
         if !peer.peer_choking && !peer.is_seeder() {
             self.sparing.remove_all(&peer.has);
         }
@@ -278,6 +288,11 @@ impl Torrent {
     /// [`Torrent::poll_timeout`] has passed; calling early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.banned.retain(|_, until| *until > now);
+        if self.sparing.expire(now) {
+            // Refused pieces may be asked of the seeds again.
+            self.fill_all(now, &[]);
+        }
+        self.timers.set(Timer::Refusal, self.sparing.next_expiry());
         self.expire_requests(now);
         self.prune_deadlines();
         let oldest = self.deadlines.front().map(|d| d.at);

@@ -255,7 +255,9 @@ impl Torrent {
     }
 
     /// The peer will not serve `range`: it goes to other peers first. A
-    /// reject for something we did not request is ignored.
+    /// reject for something we did not request is ignored. A seed that
+    /// refuses while unchoking us spreads first: the piece is refused from
+    /// seeds for [`REFUSAL_TTL`](super::REFUSAL_TTL).
     pub(super) fn on_reject(&mut self, now: Instant, key: PeerKey, range: BlockRange) {
         let Some(Some(d)) = self.downloads.get_mut(range.index as usize) else {
             return;
@@ -266,10 +268,17 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(key.0) else {
             return;
         };
+        // A seed that unchokes us and still rejects gave this piece to
+        // another peer first (`spread`): leave it to that peer for a while.
+        let refused = peer.is_seeder() && !peer.peer_choking;
         if peer.remove_outstanding(BlockRef {
             piece: range.index,
             block,
         }) {
+            if refused {
+                self.sparing.refuse(now, range.index);
+                self.timers.set(Timer::Refusal, self.sparing.next_expiry());
+            }
             d.remove_request(block, key);
             if d.owner == Some(key) {
                 d.owner = None;

@@ -12,9 +12,11 @@ pub(super) enum Timer {
     Rechoke = 1,
     /// The earliest ban ends.
     BanExpiry = 2,
+    /// The oldest piece a seed refused may be asked for again.
+    Refusal = 3,
 }
 
-const COUNT: usize = 3;
+const COUNT: usize = 4;
 
 /// Deadlines per [`Timer`]; None when the timer is not armed.
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,8 @@
 //! decides who may request at all.
 //!
 //! A valid request becomes [`Action::Serve`] at once and the upload is
-//! accounted then. The request stays "in flight" until the driver reports it
+//! accounted then, unless a seed that spreads first gave the piece to
+//! another peer (then `Reject`, see `spread`). The request stays "in flight" until the driver reports it
 //! written with [`Torrent::handle_served`]; a peer with more than
 //! `max_inbound_requests` in flight is flooding. A `Cancel` is ignored: the
 //! Serve is already out, and a driver with a send queue may drop the block
@@ -15,6 +16,7 @@ use crate::peer_key::PeerKey;
 use crate::wire::{BlockRange, Message};
 
 use super::config::MAX_BLOCK_SIZE;
+use super::spread::Verdict;
 use super::{Action, DisconnectReason, Torrent, Violation};
 
 impl Torrent {
@@ -29,9 +31,9 @@ impl Torrent {
         self.after_event(now);
     }
 
-    /// A request from `key`: Reject while we choke it; a violation for a
-    /// piece we do not have or a block outside it; a flood past the limit;
-    /// otherwise Serve.
+    /// A request from `key`: Reject while we choke it, or while spreading
+    /// a piece another peer got first; a violation for a piece we do not
+    /// have or a block outside it; a flood past the limit; otherwise Serve.
     pub(super) fn on_request(&mut self, now: Instant, key: PeerKey, block: BlockRange) {
         let Some(peer) = self.peers.get_mut(key.0) else {
             return;
@@ -47,6 +49,15 @@ impl Torrent {
         if block.length == 0 || block.length > MAX_BLOCK_SIZE || end > u64::from(piece_len) {
             return self.violation(key, Violation::InvalidBlock(block.index));
         }
+        if let Some(spread) = &mut self.spread
+            && self.have.is_complete()
+            && spread.request(key, block.index) == Verdict::Refuse
+        {
+            return self.send(key, Message::Reject(block));
+        }
+        let Some(peer) = self.peers.get_mut(key.0) else {
+            return;
+        };
         peer.inbound += 1;
         if peer.inbound > self.config.max_inbound_requests {
             let limit = self.config.max_inbound_requests;

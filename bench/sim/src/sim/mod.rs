@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal_swarm::torrent::Torrent;
+use shoal_swarm::torrent::{Torrent, TorrentConfig};
 use shoal_swarm::{Bitfield, Digest, Metainfo, PeerId};
 
 use crate::clock::{Clock, SimTime};
@@ -272,14 +272,11 @@ impl Sim {
                 Bitfield::new(pieces)
             };
             let seed = mix(self.params.seed, (u64::from(host) << 16) | b as u64);
-            let torrent = Torrent::new(
-                Arc::clone(metainfo),
-                have,
-                h.id,
-                self.params.torrent.clone(),
-                now,
-                seed,
-            );
+            let config = TorrentConfig {
+                spread_first: h.origin && self.params.origin_spread,
+                ..self.params.torrent.clone()
+            };
+            let torrent = Torrent::new(Arc::clone(metainfo), have, h.id, config, now, seed);
             self.swarms[host as usize * self.blobs + b] = Some(Swarm::new(torrent));
         }
         let blobs = self.metainfo.len() as BlobId;
@@ -317,12 +314,14 @@ impl Sim {
         };
         let peers = self.tracker.announce(self.now, usize::from(blob), who);
         let rtt = self.latency * 2;
-        self.queue
-            .push(self.now.after(rtt), Event::Handout {
+        self.queue.push(
+            self.now.after(rtt),
+            Event::Handout {
                 host,
                 blob,
                 peers: peers.into_boxed_slice(),
-            });
+            },
+        );
         let next = self.now.after(self.params.announce_interval);
         self.queue.push(
             next,

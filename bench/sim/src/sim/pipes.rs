@@ -153,7 +153,9 @@ impl Sim {
         }
         let now = self.instant();
         if let Some(swarm) = self.swarm_mut(host, blob) {
-            swarm.torrent.handle_message(now, key, Message::from(message));
+            swarm
+                .torrent
+                .handle_message(now, key, Message::from(message));
             self.drain(host, blob);
         }
     }

@@ -149,10 +149,12 @@ fn timed_out_requests_are_cancelled_and_go_to_another_peer() {
 
 #[test]
 fn choke_and_reject_return_requests_to_the_pool() {
-    let mut h = Harness::build(1, 0, Bitfield::new(1), no_endgame(), 1);
-    let (a, actions) = h.connect_unchoked(1, &Bitfield::full(1));
+    // Leechers, not seeds: a seed's reject while unchoking is a refusal
+    // (see `a_seed_refusal_keeps_the_piece_from_every_seed_for_a_while`).
+    let mut h = Harness::build(2, 0, bits(2, [1]), no_endgame(), 1);
+    let (a, actions) = h.connect_unchoked(1, &bits(2, [0]));
     let reqs = requests(&actions, a);
-    let (b, actions) = h.connect_unchoked(2, &Bitfield::full(1));
+    let (b, actions) = h.connect_unchoked(2, &bits(2, [0]));
     assert!(requests(&actions, b).is_empty());
     let actions = h.msg(a, Message::Reject(reqs[0]));
     assert_eq!(
@@ -476,4 +478,36 @@ fn past_max_unchokers_interest_goes_only_to_the_peers_that_unchoke_us() {
         "it unchokes us: interest returns and a place is free"
     );
     assert!(!requests(&actions, late).is_empty());
+}
+
+#[test]
+fn a_seed_refusal_keeps_the_piece_from_every_seed_for_a_while() {
+    let mut h = Harness::build(2, 0, Bitfield::new(2), no_endgame(), 1);
+    let (a, actions) = h.connect_unchoked(1, &Bitfield::full(2));
+    let first = requests(&actions, a);
+    assert_eq!(first.len(), 4, "one piece from a seed at a time");
+    let refused = first[0].index;
+    let other = 1 - refused;
+    let (b, actions) = h.connect_unchoked(2, &Bitfield::full(2));
+    assert!(requests(&actions, b).iter().all(|r| r.index == other));
+    let actions = h.msg(a, Message::Reject(first[0]));
+    let asked: Vec<u32> = [a, b]
+        .iter()
+        .flat_map(|&k| requests(&actions, k))
+        .map(|r| r.index)
+        .collect();
+    assert!(
+        !asked.contains(&refused),
+        "no seed is asked for the refused piece: {asked:?}"
+    );
+    for r in &first[1..] {
+        h.msg(a, Message::Reject(*r));
+    }
+    let later = h.advance(REFUSAL_TTL);
+    let again: Vec<u32> = [a, b]
+        .iter()
+        .flat_map(|&k| requests(&later, k))
+        .map(|r| r.index)
+        .collect();
+    assert!(again.contains(&refused), "the refusal expired: {again:?}");
 }

@@ -188,3 +188,54 @@ fn with_every_slot_held_only_the_timer_rechokes() {
     let unchoked = h.t.peer_stats().filter(|p| !p.am_choking).count();
     assert_eq!(unchoked, 2, "its slot went to another peer");
 }
+
+#[test]
+fn a_spreading_seed_serves_each_piece_once_before_any_twice() {
+    let config = TorrentConfig {
+        spread_first: true,
+        ..TorrentConfig::default()
+    };
+    let mut h = Harness::build(2, 0, Bitfield::full(2), config, 1);
+    let a = h.connect(1);
+    let b = h.connect(2);
+    h.msg(a, Message::Interested);
+    h.msg(b, Message::Interested);
+    let serve = |peer, block| vec![Action::Serve { peer, block }];
+    assert_eq!(
+        h.msg(a, Message::Request(block(0, 0))),
+        serve(a, block(0, 0))
+    );
+    assert_eq!(
+        h.msg(a, Message::Request(block(0, 1))),
+        serve(a, block(0, 1)),
+        "the first holder gets the rest of the piece"
+    );
+    assert_eq!(
+        h.msg(b, Message::Request(block(0, 0))),
+        vec![send(b, Message::Reject(block(0, 0)))],
+        "a went first"
+    );
+    assert_eq!(h.t.stats().uploaded, 2 * u64::from(BLOCK));
+    h.t.handle_peer_disconnected(h.now, a);
+    h.drain();
+    assert_eq!(
+        h.msg(b, Message::Request(block(0, 0))),
+        serve(b, block(0, 0)),
+        "a left: the piece is new again"
+    );
+    let c = h.connect(3);
+    h.msg(c, Message::Interested);
+    assert_eq!(
+        h.msg(c, Message::Request(block(0, 2))),
+        vec![send(c, Message::Reject(block(0, 2)))]
+    );
+    assert_eq!(
+        h.msg(c, Message::Request(block(1, 0))),
+        serve(c, block(1, 0))
+    );
+    assert_eq!(
+        h.msg(c, Message::Request(block(0, 2))),
+        serve(c, block(0, 2)),
+        "every piece has gone out once: the next round starts"
+    );
+}
