@@ -106,6 +106,8 @@ pub struct Tunables {
     pub latency_ms: f64,
     /// Origins serve every piece once before any twice.
     pub origin_spread: bool,
+    /// Links carry TCP/IP and Ethernet headers.
+    pub tcp_headers: bool,
 }
 
 impl Report {
@@ -143,6 +145,7 @@ impl Report {
                 max_peers: params.max_peers,
                 latency_ms: params.latency.as_secs_f64() * 1e3,
                 origin_spread: params.origin_spread,
+                tcp_headers: params.tcp_headers,
             },
             seed: params.seed,
             completed: done.len(),
@@ -183,7 +186,7 @@ impl Report {
             (
                 "tunables",
                 format!(
-                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, rebalance {} s, unchokers {}, announce {} s, peers {}, latency {} ms, origin spread {}",
+                    "block {} KiB, pipeline {}, K {}, slots {}, rechoke {} s, optimistic {} s, rebalance {} s, unchokers {}, announce {} s, peers {}, latency {} ms, origin spread {}, TCP headers {}",
                     t.block_bytes >> 10,
                     t.pipeline,
                     t.handout,
@@ -195,7 +198,8 @@ impl Report {
                     t.announce_s,
                     t.max_peers,
                     t.latency_ms,
-                    t.origin_spread
+                    t.origin_spread,
+                    t.tcp_headers
                 ),
             ),
             ("seed", self.seed.to_string()),

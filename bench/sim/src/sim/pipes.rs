@@ -15,6 +15,22 @@ use crate::events::{ConnId, Event, HostId, Wire};
 /// type, header length and the small protobuf header.
 pub(super) const PIECE_FRAME_OVERHEAD: u64 = 17;
 
+/// TCP payload per Ethernet frame (MSS with timestamps at MTU 1500).
+const TCP_SEGMENT: u64 = 1448;
+/// Ethernet, IPv4 and TCP headers (with timestamps) around each segment:
+/// what a shaper such as tbf counts on top of the payload (4.6%).
+const TCP_FRAME_HEADERS: u64 = 66;
+
+/// Bytes a piece frame of `bytes` occupies on the link: with
+/// `tcp_headers`, as a tbf-shaped veth counts them.
+fn on_the_link(bytes: u64, tcp_headers: bool) -> u64 {
+    if tcp_headers {
+        bytes + bytes.div_ceil(TCP_SEGMENT) * TCP_FRAME_HEADERS
+    } else {
+        bytes
+    }
+}
+
 impl Sim {
     /// Queues `outgoing` on `host`'s pipe of `conn` and starts it moving if
     /// the pipe was idle.
@@ -66,7 +82,8 @@ impl Sim {
                 }
                 Some(Outgoing::Serve(block)) => {
                     pipe.sending = Some(block);
-                    let bytes = u64::from(block.length) + PIECE_FRAME_OVERHEAD;
+                    let frame = u64::from(block.length) + PIECE_FRAME_OVERHEAD;
+                    let bytes = on_the_link(frame, self.params.tcp_headers);
                     self.net.send_block(pipe_id, bytes, self.now, &mut out);
                 }
                 None => {
@@ -158,5 +175,20 @@ impl Sim {
                 .handle_message(now, key, Message::from(message));
             self.drain(host, blob);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_headers_add_one_header_per_segment() {
+        assert_eq!(on_the_link(1448, false), 1448);
+        assert_eq!(on_the_link(1448, true), 1448 + 66);
+        assert_eq!(on_the_link(1449, true), 1449 + 2 * 66);
+        let block = (256 << 10) + PIECE_FRAME_OVERHEAD;
+        let overhead = on_the_link(block, true) as f64 / block as f64;
+        assert!((overhead - 1.0456).abs() < 0.001, "{overhead}");
     }
 }
