@@ -327,6 +327,18 @@ async fn peer_sending_a_corrupt_piece_is_banned() {
         .await
         .expect("corrupt peer was never dropped");
     assert_eq!(handle.progress().pieces, 0, "a corrupt piece was accepted");
+    // The bad piece's bytes are reported as wasted, as agents' stats show.
+    let mut progress = handle.subscribe();
+    let counted = tokio::time::timeout(Duration::from_secs(5), async {
+        // Keep no borrow of the channel: the driver cannot publish past it.
+        progress.wait_for(|p| p.wasted >= MIB as u64).await.is_ok()
+    })
+    .await;
+    assert_eq!(
+        counted,
+        Ok(true),
+        "the failed piece was not counted as wasted"
+    );
 
     // Banned: dialing back in with the same id is refused.
     let (mut reader, mut writer) = framed(

@@ -177,6 +177,7 @@ async fn stats(State(state): State<ApiState>) -> Response {
                 "piece_count": p.piece_count,
                 "downloaded": p.downloaded,
                 "uploaded": p.uploaded,
+                "wasted": p.wasted,
                 "peers": p.peers,
                 "state": format!("{:?}", p.state),
             })

@@ -184,6 +184,7 @@ fn snapshot(torrent: &Torrent, state: &TransferState) -> Progress {
         piece_count: torrent.bitfield().len(),
         downloaded: stats.downloaded,
         uploaded: stats.uploaded,
+        wasted: stats.wasted,
         peers: stats.peers,
         state: state.clone(),
     }

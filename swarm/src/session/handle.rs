@@ -36,6 +36,10 @@ pub struct Progress {
     pub downloaded: u64,
     /// Payload bytes sent to peers.
     pub uploaded: u64,
+    /// Bytes received and thrown away (duplicate, late or unrequested
+    /// blocks, pieces that failed their hash): what end-game and timeouts
+    /// cost on the wire.
+    pub wasted: u64,
     /// Connected peers.
     pub peers: usize,
     /// Where the transfer stands.
