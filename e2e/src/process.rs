@@ -137,6 +137,20 @@ impl Drop for Process {
 /// A loopback address that was free a moment ago (components must know each
 /// other's addresses before they start).
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    listener.local_addr().context("finding a free port")
+    for _ in 0..64 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let addr = listener.local_addr().context("finding a free port")?;
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(addr.port()) {
+            return Ok(addr);
+        }
+    }
+    bail!("no port the kernel offered was unused by this harness (64 tries)")
 }
+
+/// Ports [`free_addr`] has handed out in this process. The kernel may offer
+/// a port again as soon as the probing socket closes, and two components
+/// told the same port fail to start (an agent's registry API and its peer
+/// listener once got the same one).
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
