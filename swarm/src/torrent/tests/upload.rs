@@ -201,6 +201,7 @@ fn a_spreading_seed_serves_each_piece_once_before_any_twice() {
     h.msg(a, Message::Interested);
     h.msg(b, Message::Interested);
     let serve = |peer, block| vec![Action::Serve { peer, block }];
+    let reject = |peer, block| vec![send(peer, Message::Reject(block))];
     assert_eq!(
         h.msg(a, Message::Request(block(0, 0))),
         serve(a, block(0, 0))
@@ -212,7 +213,7 @@ fn a_spreading_seed_serves_each_piece_once_before_any_twice() {
     );
     assert_eq!(
         h.msg(b, Message::Request(block(0, 0))),
-        vec![send(b, Message::Reject(block(0, 0)))],
+        reject(b, block(0, 0)),
         "a went first"
     );
     assert_eq!(h.t.stats().uploaded, 2 * u64::from(BLOCK));
@@ -227,7 +228,7 @@ fn a_spreading_seed_serves_each_piece_once_before_any_twice() {
     h.msg(c, Message::Interested);
     assert_eq!(
         h.msg(c, Message::Request(block(0, 2))),
-        vec![send(c, Message::Reject(block(0, 2)))]
+        reject(c, block(0, 2))
     );
     assert_eq!(
         h.msg(c, Message::Request(block(1, 0))),
@@ -236,6 +237,6 @@ fn a_spreading_seed_serves_each_piece_once_before_any_twice() {
     assert_eq!(
         h.msg(c, Message::Request(block(0, 2))),
         serve(c, block(0, 2)),
-        "every piece has gone out once: the next round starts"
+        "every piece has gone out once: anything is served"
     );
 }
