@@ -76,7 +76,7 @@ impl Sparing {
     /// A seed refused `index`: no seed is asked for it until
     /// [`REFUSAL_TTL`] from `now`. A repeat does not extend the refusal.
     pub(super) fn refuse(&mut self, now: Instant, index: u32) {
-        if index < self.refused.len() && self.refused.set(index) {
+        if self.refused.set(index) {
             self.from_seeds.clear(index);
             self.refusals
                 .push_back((super::after(now, REFUSAL_TTL), index));

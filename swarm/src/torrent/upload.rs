@@ -55,9 +55,6 @@ impl Torrent {
         {
             return self.send(key, Message::Reject(block));
         }
-        let Some(peer) = self.peers.get_mut(key.0) else {
-            return;
-        };
         peer.inbound += 1;
         if peer.inbound > self.config.max_inbound_requests {
             let limit = self.config.max_inbound_requests;
