@@ -161,7 +161,7 @@ impl Agent {
         });
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(shoal_registry::listener::nodelay(listener), app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
             if let Err(error) = served {

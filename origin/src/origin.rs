@@ -156,7 +156,7 @@ impl Origin {
         let app = router(state).merge(admin);
         let server = match &settings.tls {
             None => tokio::spawn(async move {
-                let served = axum::serve(listener, app)
+                let served = axum::serve(shoal_registry::listener::nodelay(listener), app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await;
                 if let Err(error) = served {

@@ -8,6 +8,7 @@
 //! - [`media`]: manifest media types and the `Accept` header clients send.
 //! - [`manifest`]: manifests parsed to their media type and what they name.
 //! - [`range`]: the `Range` header of blob requests, and its 206/416 headers.
+//! - [`listener`]: the TCP listener both serve the API on (`TCP_NODELAY`).
 //! - [`layout`]: writing OCI image layouts of synthetic images (the demo's
 //!   embedded upstream, the tests' images).
 
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod listener;
 pub mod manifest;
 pub mod media;
 pub mod range;
