@@ -14,27 +14,13 @@
 pub const TUNABLES: &str = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2";
 
 /// Replaces the process (same pid, same arguments) with itself under
-/// [`TUNABLES`], unless `GLIBC_TUNABLES` is set already: by the first start
-/// of this very process, or by an operator who chose their own. Returns
-/// only when it did not replace the process, with the reason if `exec`
-/// failed (the agent then runs on under glibc's defaults).
+/// [`TUNABLES`], unless `GLIBC_TUNABLES` is set already (see
+/// [`shoal_telemetry::restart::with_env`]). Returns only when it did not
+/// replace the process, with the reason if `exec` failed (the agent then
+/// runs on under glibc's defaults).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn apply() -> Option<std::io::Error> {
-    use std::os::unix::process::CommandExt as _;
-
-    if std::env::var_os("GLIBC_TUNABLES").is_some() {
-        return None;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(error) => return Some(error),
-    };
-    Some(
-        std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env("GLIBC_TUNABLES", TUNABLES)
-            .exec(),
-    )
+    shoal_telemetry::restart::with_env(&[("GLIBC_TUNABLES", TUNABLES)])
 }
 
 /// Other C libraries have their own allocators, which these tunables do

@@ -9,6 +9,8 @@
 //! - [`admin`]: `/metrics`, `/healthz` and `/readyz` as an axum router, and
 //!   [`Readiness`], what `/readyz` asks.
 //! - [`listen`]: the admin listener's configured address (`""` = none).
+//! - [`restart`]: restarting the process in place under allocator settings
+//!   read only at start.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -17,6 +19,7 @@ pub mod collect;
 pub mod exposition;
 pub mod listen;
 pub mod log;
+pub mod restart;
 
 pub use admin::{Check, Readiness, ReadyFlag, router, serve};
 pub use listen::AdminListen;

@@ -7,8 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use shoal_sim::{Params, Scenario};
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod allocator;
 
 /// The scenarios, as CLI values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -217,6 +216,9 @@ fn params(cli: &Cli) -> anyhow::Result<Params> {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(error) = allocator::apply() {
+        eprintln!("warning: running with mimalloc's default settings: {error}");
+    }
     let cli = Cli::parse();
     let report = shoal_sim::run(params(&cli)?).context("simulation")?;
     if cli.json {
