@@ -107,7 +107,7 @@ impl Torrent {
                     download = download.without_payload();
                 }
                 if let Some(slot) = self.downloads.get_mut(index as usize) {
-                    *slot = Some(download);
+                    *slot = Some(Box::new(download));
                 }
             }
             Some(PieceState::InProgress) if pick.reason == PickReason::Resume => {
