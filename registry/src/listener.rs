@@ -4,9 +4,11 @@
 //! small header segment, then body segments that the loopback stack cuts
 //! below the MSS; with Nagle, the first of those waits until the client
 //! acknowledges the headers, and a client with nothing to send back delays
-//! that acknowledgement. A packet capture of a cold pull put 3.7 ms between
-//! the headers and the first body byte this way: a whole piece time on
-//! loopback, on the path the time-to-first-byte target measures.
+//! that acknowledgement. A packet capture of a cold pull on a loaded
+//! machine put 3.7 ms between the headers and the first body byte this
+//! way, a whole piece time on loopback; on a quiet one the client's ACK
+//! comes at once and the difference does not show (BENCHMARKS.md, time to
+//! first byte).
 
 use axum::serve::{Listener, ListenerExt as _};
 use tokio::net::TcpListener;

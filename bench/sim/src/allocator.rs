@@ -14,7 +14,7 @@
 //!
 //! At N = 1,000 with a 1 GiB blob the two cut the run from 43.7 to 34.3 s
 //! wall and its system time from 4.2 to 1.9 s (RESULTS.md, "Simulation
-//! speed"). mimalloc reads them from the environment only when the
+//! speed, third pass"). mimalloc reads them from the environment only when the
 //! process starts, so the simulator starts itself once more with them set.
 
 #[global_allocator]
