@@ -14,6 +14,11 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::Digest;
 use crate::metainfo::Metainfo;
 
+/// Bytes read back per call when a piece is not hashed from memory: under
+/// the agent's 1 MiB mmap threshold (`agent/src/malloc.rs`), so the buffer
+/// comes from the heap rather than a fresh mapping per catch-up pass.
+const READ_CHUNK: u64 = 256 << 10;
+
 /// SHA-256 over pieces `0..next`.
 #[derive(Clone, Default)]
 pub(crate) struct PrefixHash {
@@ -50,9 +55,14 @@ impl PrefixHash {
             let Some(range) = metainfo.piece_range(self.next) else {
                 break;
             };
-            buf.resize((range.end - range.start) as usize, 0);
-            file.read_exact_at(&mut buf, range.start)?;
-            self.sha.update(&buf);
+            let mut at = range.start;
+            while at < range.end {
+                let len = (range.end - at).min(READ_CHUNK);
+                buf.resize(len as usize, 0);
+                file.read_exact_at(&mut buf, at)?;
+                self.sha.update(&buf);
+                at += len;
+            }
             self.next += 1;
         }
         Ok(())

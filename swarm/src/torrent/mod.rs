@@ -14,6 +14,7 @@
 //! - `timer`: the timer table behind [`Torrent::poll_timeout`].
 
 mod action;
+mod buffers;
 mod config;
 mod peer;
 mod pieces;
@@ -53,6 +54,7 @@ use crate::peer_id::PeerId;
 use crate::peer_key::PeerKey;
 use crate::picker::Picker;
 use crate::wire::Message;
+use buffers::PieceBuffers;
 use peer::Peer;
 use pieces::Download;
 use sparing::Sparing;
@@ -119,6 +121,9 @@ pub struct Torrent {
     /// simulator's 10,000 torrents, touched once at creation and then
     /// mostly read as `None`.
     downloads: Vec<Option<Box<Download>>>,
+    /// Where downloads assemble their pieces; None when block bytes are not
+    /// kept (`TorrentConfig::assemble_payload`).
+    buffers: Option<PieceBuffers>,
     /// Contributors of each `Verifying` piece; an entry exactly when the
     /// picker says `Verifying`.
     verifying: BTreeMap<u32, Vec<PeerId>>,
@@ -180,6 +185,9 @@ impl Torrent {
             picker: Picker::new(&have, config.stream_window),
             choker: Choker::new(config.choker.clone(), now),
             downloads: (0..pieces).map(|_| None).collect(),
+            buffers: config
+                .assemble_payload
+                .then(|| PieceBuffers::new(metainfo.piece_length())),
             single_source: Bitfield::new(pieces),
             sparing: Sparing::new(pieces),
             spread: config.spread_first.then(|| Spread::new(pieces)),

@@ -8,6 +8,8 @@ use crate::peer_key::PeerKey;
 use crate::picker::Fit;
 use crate::wire::BlockRange;
 
+use super::buffers::{PieceBuf, PieceBuffers};
+
 /// Where one block of an in-progress piece is. Exactly one state each:
 /// `Requested` iff at least one entry of `Download::requests` names the
 /// block; `Received` blocks have no request entries and their bytes are in
@@ -41,12 +43,12 @@ pub(super) struct Download {
     /// Every outstanding request for a block of this piece; end-game may put
     /// several entries on one block.
     requests: Vec<Request>,
-    /// The piece's bytes, allocated at the first block received, so requested
-    /// but silent pieces hold no memory.
-    buf: Vec<u8>,
-    /// False when block bytes are not kept (`TorrentConfig::assemble_payload`,
-    /// the simulator): `buf` then stays empty.
-    keep_payload: bool,
+    /// The piece's bytes, taken from the pool at the first block received,
+    /// so requested but silent pieces hold no memory.
+    buf: Option<PieceBuf>,
+    /// Where `buf` comes from; None when block bytes are not kept
+    /// (`TorrentConfig::assemble_payload`, the simulator).
+    buffers: Option<PieceBuffers>,
     /// The peer this piece is assigned to: others take its blocks only when
     /// they have nothing else (`Fit::Others`). None after the owner left,
     /// choked or timed out, so the next peer to resume it takes it over.
@@ -70,8 +72,15 @@ pub(super) enum Received {
 }
 
 impl Download {
-    /// A piece of `len` bytes (> 0) cut into `block_size` blocks.
-    pub(super) fn new(len: u32, block_size: u32, owner: PeerKey, single_source: bool) -> Self {
+    /// A piece of `len` bytes (> 0) cut into `block_size` blocks, assembled
+    /// in a buffer from `buffers` (None: block bytes are dropped).
+    pub(super) fn new(
+        len: u32,
+        block_size: u32,
+        owner: PeerKey,
+        single_source: bool,
+        buffers: Option<PieceBuffers>,
+    ) -> Self {
         let count = len.div_ceil(block_size);
         Download {
             len,
@@ -80,18 +89,12 @@ impl Download {
             unrequested: count,
             received: 0,
             requests: Vec::new(),
-            buf: Vec::new(),
-            keep_payload: true,
+            buf: None,
+            buffers,
             owner: Some(owner),
             contributors: Vec::new(),
             single_source,
         }
-    }
-
-    /// Drops block bytes instead of assembling them; see `keep_payload`.
-    pub(super) fn without_payload(mut self) -> Self {
-        self.keep_payload = false;
-        self
     }
 
     /// The byte range of `block` within piece `index`.
@@ -222,12 +225,11 @@ impl Download {
             }
             keep
         });
-        if self.keep_payload {
-            if self.buf.is_empty() {
-                self.buf = vec![0; self.len as usize];
-            }
+        if let Some(buffers) = &self.buffers {
+            let len = self.len as usize;
+            let buf = self.buf.get_or_insert_with(|| buffers.take(len));
             let start = range.begin as usize;
-            if let Some(dst) = self.buf.get_mut(start..start + data.len()) {
+            if let Some(dst) = buf.as_mut_slice().get_mut(start..start + data.len()) {
                 dst.copy_from_slice(data);
             }
         }
@@ -244,7 +246,7 @@ impl Download {
 
     /// The assembled piece; call once, after [`Received::Complete`].
     pub(super) fn take_data(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.buf))
+        self.buf.take().map(PieceBuf::freeze).unwrap_or_default()
     }
 }
 
@@ -261,7 +263,7 @@ mod tests {
 
     #[test]
     fn blocks_are_requested_received_and_assembled_once() {
-        let mut d = Download::new(10, 4, ME, false);
+        let mut d = Download::new(10, 4, ME, false, Some(PieceBuffers::new(10)));
         assert_eq!(
             d.range(3, 2),
             BlockRange {
@@ -305,11 +307,11 @@ mod tests {
 
     #[test]
     fn owner_decides_fit() {
-        let mut d = Download::new(8, 4, ME, false);
+        let mut d = Download::new(8, 4, ME, false, None);
         assert_eq!((d.fit(ME), d.fit(OTHER)), (Fit::Mine, Fit::Others));
         d.owner = None;
         assert_eq!(d.fit(OTHER), Fit::Mine, "orphans are anyone's");
-        let solo = Download::new(8, 4, ME, true);
+        let solo = Download::new(8, 4, ME, true, None);
         assert_eq!(
             solo.fit(OTHER),
             Fit::Full,

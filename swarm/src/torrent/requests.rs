@@ -102,10 +102,8 @@ impl Torrent {
                     return 0;
                 }
                 let solo = self.single_source.get(index);
-                let mut download = Download::new(len, self.block_size, key, solo);
-                if !self.config.assemble_payload {
-                    download = download.without_payload();
-                }
+                let buffers = self.buffers.clone();
+                let download = Download::new(len, self.block_size, key, solo, buffers);
                 if let Some(slot) = self.downloads.get_mut(index as usize) {
                     *slot = Some(Box::new(download));
                 }
