@@ -15,8 +15,13 @@ use tokio::sync::mpsc;
 use crate::blobs::Fetch;
 use crate::origin::error_chain;
 
-/// Bytes read per chunk.
-const CHUNK: u64 = 1 << 20;
+/// Bytes read from disk per chunk. Under the 1 MiB mmap threshold the
+/// agent sets (`crate::malloc`), so chunk buffers are reused heap memory:
+/// at 1 MiB each chunk was a fresh mapping, faulted in and unmapped, which
+/// on a VM handing freed pages back to its host costs a hypervisor trip per
+/// page (BENCHMARKS.md, "Piece buffers recycled"). Pieces still in memory
+/// are sliced, not read, whatever this size.
+const CHUNK: u64 = 256 << 10;
 
 /// Pieces the swarm fetches first from a stream position (the torrent's
 /// default `stream_window`).
