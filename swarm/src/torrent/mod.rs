@@ -122,7 +122,7 @@ pub struct Torrent {
     /// mostly read as `None`.
     downloads: Vec<Option<Box<Download>>>,
     /// Where downloads assemble their pieces; None when block bytes are not
-    /// kept (`TorrentConfig::assemble_payload`).
+    /// kept (`TorrentConfig::assemble_payload`) and once every piece is held.
     buffers: Option<PieceBuffers>,
     /// Contributors of each `Verifying` piece; an entry exactly when the
     /// picker says `Verifying`.

@@ -98,6 +98,9 @@ impl Torrent {
     /// seed carries nothing), and rechoke as a seeder.
     fn completed(&mut self) {
         self.actions.push_back(Action::Completed);
+        // A seeder assembles nothing more: its idle piece buffers go now
+        // rather than for as long as it seeds.
+        self.buffers = None;
         for k in 0..self.peers.capacity() {
             let Some(peer) = self.peers.get(k) else {
                 continue;

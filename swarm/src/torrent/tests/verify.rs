@@ -47,6 +47,7 @@ fn a_verified_piece_is_announced_to_those_lacking_it_and_interest_dropped() {
 #[test]
 fn the_last_piece_completes_and_drops_other_seeders() {
     let mut h = Harness::leecher(1);
+    assert!(h.t.buffers.is_some(), "a leecher assembles pieces");
     let (a, actions) = h.connect_unchoked(1, &Bitfield::full(1));
     let b = h.connect(2);
     assert_eq!(fetch(&mut h, a, actions), vec![0]);
@@ -67,6 +68,10 @@ fn the_last_piece_completes_and_drops_other_seeders() {
         ]
     );
     assert!(h.t.is_complete());
+    assert!(
+        h.t.buffers.is_none(),
+        "a seeder keeps no idle piece buffers"
+    );
     let actions = h.msg(b, Message::Complete);
     assert_eq!(
         disconnected(&actions, b),
