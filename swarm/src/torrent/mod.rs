@@ -5,6 +5,7 @@
 //! - `reason`: [`DisconnectReason`], [`Violation`].
 //! - `peer`: per-connection state, [`PeerStats`].
 //! - `pieces`: one in-progress piece: block states, requests, assembly.
+//! - `buffers`: the recycled buffers pieces are assembled in.
 //! - `remote`: what peers tell us they have, and our interest in them.
 //! - `requests`: our requests: pipelining, end-game, timeouts, blocks in.
 //! - `sparing`: which pieces a seed may be asked for.
