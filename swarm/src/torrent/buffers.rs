@@ -7,17 +7,19 @@
 //! of 1 MiB or more was mapped, faulted in page by page and unmapped again.
 //! On a VM that hands freed memory back to its host (virtio-balloon free
 //! page reporting, on the benchmark machine) each fresh page also costs a
-//! trip to the hypervisor, and the churn makes the host reclaim memory the
-//! page cache would otherwise reuse. In the 16-agent swarm benchmark that was
-//! a fifth of the agents' CPU (BENCHMARKS.md, "Piece buffers recycled").
+//! trip to the hypervisor. Reusing buffers cut the Shoal processes' CPU by
+//! 12% in the 16-agent swarm benchmark (BENCHMARKS.md, "Piece buffers
+//! recycled").
 //!
 //! Reuse cannot raise the peak: a buffer is allocated only when none is
 //! idle, so buffers in use plus idle ones never exceed the most ever in use
-//! at once. Idle buffers are capped, and all are freed with the torrent.
+//! at once. Idle buffers are capped, and all are freed when the torrent
+//! completes or goes.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 /// Idle bytes kept per torrent: enough to absorb the swing of pieces
 /// between assembly, hashing, the disk write and the in-memory newest piece
@@ -50,12 +52,9 @@ impl PieceBuffers {
     /// A buffer of `len` bytes. Its contents are unspecified (a recycled
     /// buffer holds an older piece): the caller overwrites all of it.
     pub(crate) fn take(&self, len: usize) -> PieceBuf {
-        let recycled = self
-            .idle
-            .buffers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        // Popped in a statement of its own, so the lock is not held while a
+        // fresh buffer is allocated below.
+        let recycled = self.idle.buffers.lock().pop();
         let data = match recycled {
             Some(mut data) => {
                 data.resize(len, 0);
@@ -72,11 +71,7 @@ impl PieceBuffers {
     /// Buffers waiting to be reused.
     #[cfg(test)]
     fn idle(&self) -> usize {
-        self.idle
-            .buffers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.idle.buffers.lock().len()
     }
 }
 
@@ -118,7 +113,7 @@ impl Drop for PieceBuf {
         let Some(idle) = self.home.upgrade() else {
             return;
         };
-        let mut buffers = idle.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buffers = idle.buffers.lock();
         if buffers.len() < idle.max {
             buffers.push(std::mem::take(&mut self.data));
         }
